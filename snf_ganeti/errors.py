@@ -1,0 +1,61 @@
+"""The one exception hierarchy of snf-ganeti.
+
+Every error a user can cause (bad config, bad input file, bad environment) is a
+subclass of :class:`SnfGanetiError`; its ``str()`` is a single line that names
+what is wrong, and ``exit_status`` is what the CLI exits with.
+"""
+
+
+class SnfGanetiError(Exception):
+    """Base class; the CLI prints ``str(err)`` and exits ``exit_status``."""
+
+    exit_status = 1
+
+
+class ConfigError(SnfGanetiError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_status = 2
+
+    def __init__(self, path, key, problem):
+        self.path, self.key, self.problem = str(path), key, problem
+        where = f"{self.key}: " if key else ""
+        super().__init__(f"{self.path}: {where}{problem}")
+
+
+class ParseError(SnfGanetiError):
+    """An input (file, environment, packet) could not be parsed."""
+
+    exit_status = 2
+
+    def __init__(self, source, problem):
+        self.source, self.problem = str(source), problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+class JobFileError(ParseError):
+    """A Ganeti job file is malformed or truncated."""
+
+
+class SsconfError(ParseError):
+    """A Ganeti ssconf file is missing or malformed."""
+
+
+class ConfigDataError(ParseError):
+    """Ganeti's config.data is missing or malformed."""
+
+
+class EnvironmentError_(ParseError):
+    """A variable in the environment Ganeti gave us is missing or bad."""
+
+
+class MessageError(SnfGanetiError):
+    """A message does not match its schema."""
+
+
+class SpoolError(SnfGanetiError):
+    """The on-disk spool cannot be written or read."""
+
+
+class BrokerError(SnfGanetiError):
+    """No AMQP broker could be reached (credentials are never included)."""

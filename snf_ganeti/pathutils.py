@@ -1,0 +1,26 @@
+"""Every filesystem path snf-ganeti uses by default, in one place.
+
+Config keys override most of these at run time; tests override the rest by
+passing paths explicitly. Nothing else in the package hard-codes a path.
+"""
+
+import os
+
+CONFIG_FILE = "/etc/snf-ganeti/snf-ganeti.yaml"
+CONFIG_ENV = "SNF_GANETI_CONFIG"
+SPOOL_DIR = "/var/spool/snf-ganeti"
+STATE_DIR = "/var/lib/snf-ganeti"
+GANETI_DATA_DIR = "/var/lib/ganeti"
+DHCP_BINDINGS_DIR = os.path.join(STATE_DIR, "dhcp")
+
+
+def ganeti_queue_dir(data_dir):
+    return os.path.join(data_dir, "queue")
+
+
+def ssconf_file(data_dir, key):
+    return os.path.join(data_dir, f"ssconf_{key}")
+
+
+def ganeti_config_data(data_dir):
+    return os.path.join(data_dir, "config.data")
