@@ -1,0 +1,226 @@
+"""The snf-ganeti configuration: one YAML file loaded into typed dataclasses.
+
+Each section is a frozen dataclass; each field carries its one-line
+documentation in ``metadata["doc"]`` and optionally a ``check`` callable, so
+the loader, ``etc/snf-ganeti.yaml`` and ``snf-ganeti config defaults`` all come
+from the same definitions. A later part adds its section by adding one
+dataclass to ``SECTIONS``.
+"""
+
+import dataclasses
+import os
+import typing
+import urllib.parse
+from dataclasses import dataclass, field
+
+import yaml
+
+from snf_ganeti import pathutils
+from snf_ganeti.errors import ConfigError
+
+
+def _opt(default, doc, check=None):
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def check_amqp_url(url):
+    """Return a problem string for a bad broker URL, else None."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        return "must start with amqp:// or amqps://"
+    try:
+        parts.port
+    except ValueError:
+        return "has a bad port"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+def _check_urls(urls):
+    if not urls:
+        return "must list at least one broker URL"
+    for i, url in enumerate(urls):
+        problem = check_amqp_url(url)
+        if problem:
+            return f"[{i}] {mask_url(url)!r} {problem}"
+    return None
+
+
+def _positive(value):
+    return None if value > 0 else "must be greater than 0"
+
+
+def _absolute(path):
+    return None if path is None or os.path.isabs(path) else "must be an absolute path"
+
+
+def mask_url(url):
+    """The URL with its password replaced, for logs, errors and output."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+@dataclass(frozen=True)
+class AmqpConfig:
+    urls: tuple[str, ...] = _opt(
+        ("amqp://guest:guest@localhost:5672/",),
+        "broker URLs (amqp:// or amqps://), tried in order; list every node of a RabbitMQ cluster",
+        _check_urls)
+    exchange: str = _opt("ganeti", "topic exchange the messages go to (declared durable, as Synnefo does)")
+    spool_dir: str = _opt(pathutils.SPOOL_DIR,
+                          "messages wait here, fsync'd, until the broker confirms them", _absolute)
+    connect_timeout: float = _opt(5.0, "seconds to wait for one broker connection attempt", _positive)
+    confirm_timeout: float = _opt(10.0, "seconds a short-lived process (hook, OS script) waits for the "
+                                        "broker before leaving its messages to the spool", _positive)
+    max_backoff: float = _opt(30.0, "longest pause, in seconds, between reconnection attempts", _positive)
+    heartbeat: int = _opt(60, "AMQP heartbeat interval in seconds", _positive)
+
+
+@dataclass(frozen=True)
+class GanetiConfig:
+    data_dir: str = _opt(pathutils.GANETI_DATA_DIR,
+                         "Ganeti's data directory (ssconf_* files and config.data)", _absolute)
+    queue_dir: typing.Optional[str] = _opt(
+        None, "Ganeti's job queue directory; empty means <data_dir>/queue", _absolute)
+
+    @property
+    def job_queue_dir(self):
+        return self.queue_dir or pathutils.ganeti_queue_dir(self.data_dir)
+
+
+SECTIONS = {
+    "amqp": AmqpConfig,
+    "ganeti": GanetiConfig,
+}
+
+Config = dataclasses.make_dataclass(
+    "Config",
+    [(name, cls, field(default_factory=cls)) for name, cls in SECTIONS.items()],
+    frozen=True)
+Config.__doc__ = "The whole configuration: one attribute per section."
+
+
+def config_path(explicit=None, environ=os.environ):
+    """Where the config comes from: --config, then $SNF_GANETI_CONFIG, then the default."""
+    return explicit or environ.get(pathutils.CONFIG_ENV) or pathutils.CONFIG_FILE
+
+
+def load(path):
+    """Read, parse and validate the YAML file at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except FileNotFoundError:
+        raise ConfigError(path, None, "file not found") from None
+    except OSError as err:
+        raise ConfigError(path, None, f"cannot read: {err.strerror}") from None
+    return parse(text, path)
+
+
+def parse(text, path="<string>"):
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(path, None, f"not valid YAML{line}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, None, "must be a mapping of sections")
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(path, str(name), f"unknown section (known: {', '.join(SECTIONS)})")
+        sections[name] = _build_section(SECTIONS[name], value, name, path)
+    return Config(**sections)
+
+
+def _build_section(cls, raw, section, path):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(path, section, "must be a mapping")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in raw.items():
+        dotted = f"{section}.{key}"
+        if key not in known:
+            raise ConfigError(path, dotted, "unknown key")
+        values[key] = _coerce(hints[key], value, dotted, path)
+        check = known[key].metadata.get("check")
+        problem = check(values[key]) if check and values[key] is not None else None
+        if problem:
+            raise ConfigError(path, dotted, problem)
+    return cls(**values)
+
+
+def _coerce(hint, value, dotted, path):
+    """Check ``value`` against the type hint; YAML lists become tuples."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:
+        if value is None or value == "":
+            return None
+        (hint,) = [h for h in typing.get_args(hint) if h is not type(None)]
+        origin = typing.get_origin(hint)
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if isinstance(value, str) or not isinstance(value, list):
+            raise ConfigError(path, dotted, f"must be a list of {_type_name(item)}")
+        return tuple(_coerce(item, v, f"{dotted}[{i}]", path) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, dotted, "must be a mapping")
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(path, dotted, f"must be {_type_name(hint)}, not {_yaml_type(value)}")
+    return value
+
+
+def _type_name(hint):
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint)))
+
+
+def _yaml_type(value):
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def masked(config):
+    """The effective configuration as plain data, with secrets masked."""
+    data = dataclasses.asdict(config)
+    data["amqp"]["urls"] = [mask_url(u) for u in config.amqp.urls]
+    return _plain(data)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def render_defaults():
+    """The default configuration file, every key with its default and a comment."""
+    lines = ["# snf-ganeti configuration. Every key is shown with its default value.",
+             "# Remove a key (or a whole section) to keep its default.", ""]
+    for name, cls in SECTIONS.items():
+        lines.append(f"{name}:")
+        for f in dataclasses.fields(cls):
+            lines.append(f"  # {f.metadata['doc']}")
+            default = f.default
+            dumped = yaml.safe_dump({f.name: _plain(default) if default is not None else ""},
+                                    default_flow_style=False, sort_keys=False).rstrip()
+            lines.extend("  " + line for line in dumped.splitlines())
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,371 @@
+"""AMQP publisher that loses nothing: spool first, then send, forget on confirm.
+
+``publish()`` returns once the message is fsync'd in the spool; sending is
+pipelined (publisher confirms are asynchronous, up to ``WINDOW`` in flight) and
+a spool entry is removed only when the broker acknowledged it. After any broker
+trouble everything still spooled is sent again, in order, on the next
+connection: the consumer sees each message at least once, with a stable
+``message_id`` to drop repeats by.
+
+Only the process holding the spool's sender lock talks to the broker; the
+others leave their messages in the spool for it. A long-lived holder (a
+daemon) re-lists the spool every ``RELIST_SECONDS`` to pick those up.
+"""
+
+import collections
+import json
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+
+import pika
+import pika.exceptions
+
+from snf_ganeti.config import mask_url
+from snf_ganeti.errors import SpoolError
+from snf_ganeti.spool import Envelope, Spool
+
+log = logging.getLogger(__name__)
+
+WINDOW = 512
+RELIST_SECONDS = 0.2
+_BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+def new_message_id():
+    return uuid.uuid4().hex
+
+
+def envelope_for(routing_key, body, message_id=None, created=None):
+    """The envelope of one message; ``body`` is a JSON-serialisable dict."""
+    return Envelope(message_id or new_message_id(), routing_key,
+                    json.dumps(body, separators=(",", ":")).encode(),
+                    time.time() if created is None else created)
+
+
+def connection_parameters(url, amqp):
+    params = pika.URLParameters(url)
+    params.connection_attempts = 1
+    params.retry_delay = 0
+    params.socket_timeout = amqp.connect_timeout
+    params.stack_timeout = amqp.connect_timeout * 2
+    params.blocked_connection_timeout = amqp.confirm_timeout * 3
+    params.heartbeat = amqp.heartbeat
+    return params
+
+
+def connect(amqp, start=0):
+    """Connect to the first reachable broker of ``amqp.urls``, from ``start`` on.
+
+    Returns (connection, index of the URL used); raises BrokerError naming the
+    (masked) URLs when none answers.
+    """
+    from snf_ganeti.errors import BrokerError
+    urls = amqp.urls
+    problems = []
+    for offset in range(len(urls)):
+        index = (start + offset) % len(urls)
+        try:
+            return pika.BlockingConnection(connection_parameters(urls[index], amqp)), index
+        except _BROKER_ERRORS as err:
+            problems.append(f"{mask_url(urls[index])}: {_describe(err)}")
+    raise BrokerError("no broker reachable (" + "; ".join(problems) + ")")
+
+
+def _describe(err):
+    """A short, credential-free description of a broker error."""
+    text = type(err).__name__
+    if isinstance(err, OSError) and err.strerror:
+        text += f" ({err.strerror})"
+    return text
+
+
+class _Remover:
+    """Deletes confirmed spool entries off the publishing thread.
+
+    An unlink costs as much as the fsync of a new entry on some disks; doing
+    it here keeps it out of ``publish()``. Until deleted, a name stays in
+    ``pending`` so that a re-listing of the spool does not send it again.
+    """
+
+    def __init__(self, spool):
+        self._spool = spool
+        self._names = queue.SimpleQueue()
+        self.pending = set()
+        self._thread = None
+
+    def remove(self, name):
+        self.pending.add(name)
+        self._names.put(name)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spool-remover", daemon=True)
+            self._thread.start()
+
+    def _run(self):
+        while True:
+            name = self._names.get()
+            self._spool.remove(name)
+            self.pending.discard(name)
+
+    def wait(self):
+        while self.pending:
+            time.sleep(0.001)
+
+
+class Publisher:
+    """Publishes messages through the spool. Not thread-safe: one per thread."""
+
+    def __init__(self, amqp, spool=None, clock=time.monotonic):
+        self.amqp = amqp
+        self.spool = spool or Spool(amqp.spool_dir)
+        self._lock = self.spool.sender_lock()
+        self._clock = clock
+        self._connection = self._channel = None
+        self._url_index = 0
+        self._failures = 0
+        self._retry_at = 0.0
+        self._queue = collections.deque()      # entry names to send, in order
+        self._inflight = collections.OrderedDict()  # delivery tag -> entry name
+        self._known = set()                    # names queued or in flight
+        self._written = {}                     # name -> envelope, written while connected
+        self._remover = _Remover(self.spool)
+        self._seen = set()                     # every name this process listed or wrote
+        self._next_tag = 1
+        self._listed_at = None
+        self._refused = False
+        self.sent = self.confirmed = 0
+
+    # -- public surface -------------------------------------------------------
+
+    def publish(self, routing_key, body, message_id=None):
+        """Spool one message (fsync'd before return) and start sending it."""
+        envelope = envelope_for(routing_key, body, message_id)
+        self.publish_envelope(envelope)
+        return envelope.message_id
+
+    def publish_envelope(self, envelope):
+        name = self.spool.put(envelope)
+        self._seen.add(name)
+        if self._connection is not None:
+            self._written[name] = envelope  # saves reading it back to send it
+            self._enqueue(name)
+        self.pump()
+        return name
+
+    @property
+    def connected(self):
+        return self._connection is not None
+
+    @property
+    def is_sender(self):
+        return self._lock.held
+
+    def pump(self, wait=0.0):
+        """Send what can be sent and take in confirms; never raises for broker trouble.
+
+        Returns False when another process is the spool's sender.
+        """
+        if not self._lock.acquire():
+            return False
+        if not self._ensure_connected():
+            return True
+        try:
+            now = self._clock()
+            if self._listed_at is None or now - self._listed_at >= RELIST_SECONDS:
+                self._relist()
+            self._send_queued()
+            self._connection.process_data_events(time_limit=wait)
+            if self._refused:
+                self._disconnect("the broker refused (nack) messages")
+                return True
+            self._send_queued()
+        except _BROKER_ERRORS as err:
+            self._disconnect(f"lost broker connection: {_describe(err)}")
+        return True
+
+    def pending(self):
+        """Messages written or seen by this process that are not confirmed yet."""
+        return len(self._queue) + len(self._inflight) if self._connection else \
+            len([n for n in self.spool.entries() if n in self._seen])
+
+    def flush(self, timeout):
+        """Deliver every spooled message; True when the spool is empty.
+
+        Gives up after ``timeout`` seconds (the messages stay spooled), or at
+        once when another process is the sender (it will deliver them).
+        """
+        deadline = self._clock() + timeout
+        while True:
+            if not self.pump(wait=0.05):
+                return False
+            if self._connection is not None:
+                self._relist()
+                if not self._queue and not self._inflight:
+                    self._remover.wait()
+                    return True
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return False
+            if self._connection is None:
+                time.sleep(max(0.0, min(remaining, self._retry_at - self._clock(), 0.5)))
+
+    def close(self, timeout=0.0):
+        """Flush for up to ``timeout`` seconds, then stop being the sender.
+
+        After letting go of the lock, a message another process spooled while
+        we held it (and so did not send itself) is looked for once more.
+        """
+        deadline = self._clock() + timeout
+        if timeout > 0:
+            self.flush(timeout)
+        self._disconnect(None)
+        self._remover.wait()
+        self._lock.release()
+        remaining = deadline - self._clock()
+        unseen = [n for n in self.spool.entries() if n not in self._seen]
+        if unseen and remaining > 0 and self._lock.acquire():
+            self._seen.update(unseen)
+            self.flush(remaining)
+            self._disconnect(None)
+            self._lock.release()
+
+    def serve(self, should_stop, idle=0.1):
+        """Deliver the spool until ``should_stop()``: the daemons' loop."""
+        while not should_stop():
+            self.pump(wait=idle if self._connection is not None else 0.0)
+            if self._connection is None:
+                time.sleep(max(0.0, min(idle, self._retry_at - self._clock())) or idle)
+
+    # -- internals ------------------------------------------------------------
+
+    def _ensure_connected(self):
+        if self._connection is not None:
+            return True
+        now = self._clock()
+        if now < self._retry_at:
+            return False
+        try:
+            connection, index = connect(self.amqp, self._url_index)
+            channel = connection.channel()
+            channel.exchange_declare(self.amqp.exchange, exchange_type="topic", durable=True,
+                                     auto_delete=False, internal=False)
+            self._select_confirms(connection, channel)
+        except Exception as err:  # BrokerError, or trouble while declaring
+            self._failures += 1
+            delay = min(self.amqp.max_backoff, 0.25 * 2 ** min(self._failures, 16))
+            self._retry_at = now + delay * random.uniform(0.8, 1.0)
+            if self._failures == 1 or self._failures % 20 == 0:
+                log.warning("broker unavailable, messages stay spooled (%s); retrying",
+                            err if not isinstance(err, _BROKER_ERRORS) else _describe(err))
+            self._url_index = (self._url_index + 1) % len(self.amqp.urls)
+            return False
+        if self._failures:
+            log.info("connected to %s", mask_url(self.amqp.urls[index]))
+        self._connection, self._channel, self._url_index = connection, channel, index
+        self._failures = 0
+        self._refused = False
+        self._next_tag = 1
+        self._known.clear()
+        self._queue.clear()
+        self._inflight.clear()
+        self.spool.reap_incomplete()
+        self._relist()
+        return True
+
+    def _select_confirms(self, connection, channel):
+        # BlockingChannel.confirm_delivery() would wait for each confirm; going
+        # through the underlying channel lets confirms arrive asynchronously.
+        selected = []
+        channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
+                                       callback=selected.append)
+        deadline = self._clock() + self.amqp.connect_timeout
+        while not selected:
+            if self._clock() > deadline:
+                raise pika.exceptions.AMQPConnectionError("confirm.select timed out")
+            connection.process_data_events(time_limit=0.05)
+
+    def _relist(self):
+        self._listed_at = self._clock()
+        confirmed = self._remover.pending
+        for name in self.spool.entries():
+            if name not in confirmed:
+                self._seen.add(name)
+                self._enqueue(name)
+
+    def _enqueue(self, name):
+        if name not in self._known:
+            self._known.add(name)
+            self._queue.append(name)
+
+    def _send_queued(self):
+        while self._queue and len(self._inflight) < WINDOW:
+            name = self._queue[0]
+            envelope = self._written.pop(name, None) or self.spool.read(name)
+            if envelope is None:  # confirmed by an earlier sender, or moved to bad/
+                self._queue.popleft()
+                self._known.discard(name)
+                continue
+            properties = pika.BasicProperties(
+                delivery_mode=2, content_type="application/json",
+                message_id=envelope.message_id, timestamp=int(envelope.created),
+                app_id="snf-ganeti")
+            # Registered before sending: the confirm can arrive while
+            # basic_publish is still flushing the socket.
+            self._queue.popleft()
+            self._inflight[self._next_tag] = name
+            self._next_tag += 1
+            self._channel.basic_publish(self.amqp.exchange, envelope.routing_key,
+                                        envelope.body, properties)
+            self.sent += 1
+
+    def _on_confirm(self, frame):
+        method = frame.method
+        tag = method.delivery_tag
+        tags = [t for t in self._inflight if t <= tag] if method.multiple else [tag]
+        if isinstance(method, pika.spec.Basic.Nack):
+            # The broker could not take them: start over on a new connection
+            # (after this callback returns), which resends everything in order.
+            self._refused = True
+            return
+        for t in tags:
+            name = self._inflight.pop(t, None)
+            if name is not None:
+                self._remover.remove(name)
+                self._known.discard(name)
+                self.confirmed += 1
+
+    def _disconnect(self, reason):
+        if reason:
+            log.warning("%s; %d message(s) will be sent again", reason,
+                        len(self._inflight) + len(self._queue))
+        connection, self._connection, self._channel = self._connection, None, None
+        self._queue.clear()
+        self._inflight.clear()
+        self._known.clear()
+        self._written.clear()
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # already broken; nothing to save
+                pass
+
+
+def publish_once(amqp, routing_key, body, message_id=None):
+    """For short-lived processes: spool, try to deliver within confirm_timeout, return.
+
+    Never raises for broker trouble (the spool keeps the message); raises
+    SpoolError when the message could not even be spooled.
+    """
+    publisher = Publisher(amqp)
+    try:
+        return publisher.publish(routing_key, body, message_id)
+    finally:
+        try:
+            publisher.close(timeout=amqp.confirm_timeout)
+        except SpoolError:
+            raise
+        except Exception as err:  # delivery is best effort here; the spool has it
+            log.warning("message spooled, delivery deferred: %s", _describe(err))

@@ -1,0 +1,14 @@
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.broker",
+]
+
+_LEVELS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test says which level it is, so `-m unit` and friends select correctly."""
+    for item in items:
+        if not any(item.get_closest_marker(level) for level in _LEVELS):
+            raise pytest.UsageError(f"{item.nodeid}: mark it unit, integration or system")

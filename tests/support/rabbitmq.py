@@ -1,0 +1,124 @@
+"""A private RabbitMQ broker (Debian's rabbitmq-server) on free ports in a directory.
+
+Used by the test fixtures, the benchmarks and the demo. The broker keeps its
+data in its directory, so ``stop()`` then ``start()`` is a real broker restart
+with durable queues and persistent messages surviving it.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pika
+import pika.exceptions
+
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateBroker:
+    def __init__(self, directory, port=None):
+        self.directory = os.path.abspath(directory)
+        self.port = port or free_port()
+        self.dist_port = free_port()
+        self.node = f"snft{self.port}@localhost"
+        self.process = None
+        self._epmd_was_running = _epmd_running()
+        os.makedirs(self.directory, exist_ok=True)
+        with open(os.path.join(self.directory, "rabbitmq.conf"), "w") as conf:
+            conf.write(f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+                       "loopback_users = none\n"
+                       "log.console = false\n")
+        with open(os.path.join(self.directory, "enabled_plugins"), "w") as plugins:
+            plugins.write("[].\n")
+
+    @property
+    def url(self):
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def environment(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        d = self.directory
+        env.update(
+            HOME=d, RABBITMQ_NODENAME=self.node, RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port), RABBITMQ_BASE=d,
+            RABBITMQ_MNESIA_BASE=os.path.join(d, "mnesia"), RABBITMQ_LOG_BASE=os.path.join(d, "log"),
+            RABBITMQ_CONFIG_FILE=os.path.join(d, "rabbitmq"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(d, "enabled_plugins"),
+            RABBITMQ_PID_FILE=os.path.join(d, "pid"))
+        return env
+
+    def start(self, timeout=60):
+        if self.process is not None:
+            return
+        out = open(os.path.join(self.directory, "server.out"), "ab")
+        self.process = subprocess.Popen([SERVER], env=self.environment(), stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited ({self.process.returncode}); "
+                                   f"see {self.directory}/server.out")
+            if self.reachable():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"rabbitmq-server did not come up in {timeout}s")
+
+    def reachable(self):
+        try:
+            params = pika.URLParameters(self.url)
+            params.connection_attempts, params.socket_timeout = 1, 1
+            pika.BlockingConnection(params).close()
+            return True
+        except (pika.exceptions.AMQPError, OSError):
+            return False
+
+    def stop(self, hard=False):
+        """Stop the broker (SIGTERM, or SIGKILL with ``hard``) and wait for it."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL if hard else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+        _wait_port_free(self.port)
+
+    def restart(self, hard=False):
+        self.stop(hard=hard)
+        self.start()
+
+    def destroy(self):
+        self.stop()
+        if not self._epmd_was_running and shutil.which("epmd"):
+            subprocess.run(["epmd", "-kill"], capture_output=True, check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _epmd_running():
+    return subprocess.run(["pgrep", "-x", "epmd"], capture_output=True).returncode == 0
+
+
+def _wait_port_free(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.1)
