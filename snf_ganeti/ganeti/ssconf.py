@@ -24,8 +24,12 @@ class Ssconf:
             raise ValueError(f"not an ssconf key: {key!r}")
         return pathutils.ssconf_file(self.data_dir, key)
 
-    def get(self, key):
-        """The value of ``ssconf_<key>`` with surrounding whitespace removed."""
+    def read(self, key):
+        """The text of ``ssconf_<key>`` with surrounding whitespace removed.
+
+        List-valued keys (instance_list, networks, ...) are legitimately
+        empty files when there is nothing to list.
+        """
         path = self.path(key)
         try:
             with open(path, "rb") as f:
@@ -37,11 +41,15 @@ class Ssconf:
         if len(raw) > _MAX_SIZE:
             raise SsconfError(path, f"larger than {_MAX_SIZE} bytes")
         try:
-            value = raw.decode("utf-8").strip()
+            return raw.decode("utf-8").strip()
         except UnicodeDecodeError as err:
             raise SsconfError(path, f"not UTF-8 (bad byte at offset {err.start})") from None
+
+    def get(self, key):
+        """The value of ``ssconf_<key>``, which must not be empty."""
+        value = self.read(key)
         if not value:
-            raise SsconfError(path, "empty")
+            raise SsconfError(self.path(key), "empty")
         return value
 
     def get_single(self, key):
@@ -51,8 +59,10 @@ class Ssconf:
             raise SsconfError(self.path(key), "expected one line, found several")
         return value
 
-    def get_lines(self, key):
-        return tuple(line.strip() for line in self.get(key).splitlines() if line.strip())
+    def get_lines(self, key, allow_empty=True):
+        """The non-blank lines of a list-valued key such as ``instance_list``."""
+        text = self.read(key) if allow_empty else self.get(key)
+        return tuple(line.strip() for line in text.splitlines() if line.strip())
 
     def master_node(self):
         return self.get_single("master_node")
@@ -61,4 +71,5 @@ class Ssconf:
         return self.get_single("cluster_name")
 
     def node_list(self):
-        return self.get_lines("node_list")
+        # A cluster always has at least its master node.
+        return self.get_lines("node_list", allow_empty=False)

@@ -1,0 +1,58 @@
+import os
+
+import pytest
+
+from snf_ganeti import spool as spool_mod
+from snf_ganeti.errors import SpoolError
+from snf_ganeti.publisher import envelope_for
+
+pytestmark = pytest.mark.unit
+
+
+def test_put_read_roundtrip_in_order(tmp_path):
+    spool = spool_mod.Spool(str(tmp_path))
+    names = [spool.put(envelope_for("a.b", {"n": n}, f"id{n}")) for n in range(50)]
+    assert spool.entries() == names
+    envelope = spool.read(names[3])
+    assert envelope.message_id == "id3" and envelope.routing_key == "a.b"
+    assert envelope.body == b'{"n":3}'
+    assert spool.stats()[0] == 50
+    assert oct(os.stat(tmp_path / names[0]).st_mode & 0o777) == "0o600"
+
+
+def test_incomplete_entry_is_skipped_then_reaped(tmp_path):
+    spool = spool_mod.Spool(str(tmp_path))
+    name = spool.put(envelope_for("a.b", {"n": 1}))
+    data = (tmp_path / name).read_bytes()
+    (tmp_path / name).write_bytes(data[:-3])  # a writer killed mid-write
+    assert spool.read(name) is None
+    spool.reap_incomplete(older_than=3600)
+    assert spool.entries() == [name]
+    spool.reap_incomplete(older_than=0)
+    assert spool.entries() == []
+
+
+def test_corrupt_entry_moves_to_bad(tmp_path, caplog):
+    spool = spool_mod.Spool(str(tmp_path))
+    name = spool.put(envelope_for("a.b", {}))
+    (tmp_path / name).write_bytes(b"garbage\n{}")
+    assert spool.read(name) is None
+    assert spool.entries() == []
+    assert (tmp_path / "bad" / name).exists()
+    assert name in caplog.text
+
+
+def test_sender_lock_is_exclusive(tmp_path):
+    spool = spool_mod.Spool(str(tmp_path))
+    first, second = spool.sender_lock(), spool.sender_lock()
+    assert first.acquire() and not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+
+
+def test_unwritable_spool_is_a_spool_error(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("")
+    with pytest.raises(SpoolError, match="cannot create spool directory"):
+        spool_mod.Spool(str(target / "sub"))
