@@ -247,11 +247,17 @@ def _nic(obj, index, where, networks, nic_defaults):
         ip=F.get(obj, "ip", _OPT_STR, where, None),
         network_uuid=network_uuid,
         network_name=network_name,
-        mode=F.get(params, "mode", str, params_where),
-        link=F.get(params, "link", str, params_where),
+        mode=_nic_param(params, "mode", params_where),
+        link=_nic_param(params, "link", params_where),
         # vlan appeared in Ganeti 2.16; older configs have none.
         vlan=F.get(params, "vlan", str, params_where, ""),
     )
+
+
+def _nic_param(params, key, where):
+    if key not in params:
+        raise F.Invalid(F.key_path(where, key), "missing, and no cluster default either")
+    return F.get(params, key, str, where)
 
 
 def _disk(ref, index, where, disks):
