@@ -2,6 +2,8 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.broker",
+    "tests.fixtures.netns",
+    "tests.fixtures.ganeti",
 ]
 
 _LEVELS = ("unit", "integration", "system")

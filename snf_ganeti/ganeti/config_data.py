@@ -90,6 +90,11 @@ class ClusterConfig:
     instances: dict[str, Instance]
     networks: dict[str, Network]
     serial_no: int | None = None
+    # Cluster-wide defaults per hypervisor; instances store only overrides.
+    hvparams: dict = field(default_factory=dict)
+
+    def hvparams_for(self, hypervisor):
+        return dict(self.hvparams.get(hypervisor) or {})
 
     def network_by_name(self, name):
         for network in self.networks.values():
@@ -144,6 +149,7 @@ def _config(doc):
         instances=instances,
         networks=networks,
         serial_no=F.get(doc, "serial_no", (int, F.NULL), "", None),
+        hvparams=F.get(cluster, "hvparams", (dict, F.NULL), "cluster", None) or {},
     )
 
 
