@@ -51,6 +51,10 @@ def _positive(value):
     return None if value > 0 else "must be greater than 0"
 
 
+def _not_negative(value):
+    return None if value >= 0 else "must not be negative"
+
+
 def _absolute(path):
     return None if path is None or os.path.isabs(path) else "must be an absolute path"
 
@@ -93,9 +97,23 @@ class GanetiConfig:
         return self.queue_dir or pathutils.ganeti_queue_dir(self.data_dir)
 
 
+@dataclass(frozen=True)
+class EventdConfig:
+    state_dir: str = _opt(pathutils.EVENTD_STATE_DIR,
+                          "what eventd published is recorded here, so a restart sends only "
+                          "what it missed", _absolute)
+    node_name: str = _opt("", "this node's name as Ganeti knows it; empty means the FQDN")
+    heartbeat_interval: float = _opt(60.0, "seconds between timed eventd-heartbeat messages; "
+                                           "0 sends only those the dispatcher asks for",
+                                    _not_negative)
+    replay_history: bool = _opt(False, "on the very first start, also publish jobs that "
+                                       "finished before eventd ever ran")
+
+
 SECTIONS = {
     "amqp": AmqpConfig,
     "ganeti": GanetiConfig,
+    "eventd": EventdConfig,
 }
 
 Config = dataclasses.make_dataclass(

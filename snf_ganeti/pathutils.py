@@ -12,6 +12,7 @@ SPOOL_DIR = "/var/spool/snf-ganeti"
 STATE_DIR = "/var/lib/snf-ganeti"
 GANETI_DATA_DIR = "/var/lib/ganeti"
 DHCP_BINDINGS_DIR = os.path.join(STATE_DIR, "dhcp")
+EVENTD_STATE_DIR = os.path.join(STATE_DIR, "eventd")
 
 
 def ganeti_queue_dir(data_dir):

@@ -1,0 +1,248 @@
+"""eventd's edge: inotify on the job queue, the master check, publishing, state.
+
+One thread: pyinotify events, the publisher's sending, heartbeats and the
+systemd watchdog all run from :meth:`Eventd.run`'s loop.
+"""
+
+import json
+import logging
+import os
+import socket
+import time
+
+import pyinotify
+
+from snf_ganeti import pathutils, sdnotify
+from snf_ganeti.errors import ParseError, SnfGanetiError
+from snf_ganeti.eventd import plan
+from snf_ganeti.eventd.instances import ConfigDataCache
+from snf_ganeti.eventd.state import PublishedState
+from snf_ganeti.ganeti import jobs
+from snf_ganeti.ganeti.ssconf import Ssconf
+from snf_ganeti.messages import heartbeat
+
+log = logging.getLogger("snf-ganeti.eventd")
+
+STATE_FILE = "published.json"
+STATUS_FILE = "status.json"
+_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CLOSE_WRITE | pyinotify.IN_Q_OVERFLOW
+
+
+def node_name(configured):
+    return configured or socket.getfqdn()
+
+
+class Eventd:
+    def __init__(self, config, publisher, clock=time.time):
+        self.config = config
+        self.publisher = publisher
+        self.clock = clock
+        self.queue_dir = config.ganeti.job_queue_dir
+        self.ssconf = Ssconf(config.ganeti.data_dir)
+        self.instances = ConfigDataCache(pathutils.ganeti_config_data(config.ganeti.data_dir))
+        self.node = node_name(config.eventd.node_name)
+        os.makedirs(config.eventd.state_dir, mode=0o750, exist_ok=True)
+        self.state = PublishedState.load(os.path.join(config.eventd.state_dir, STATE_FILE))
+        self.stats = {"node": self.node, "pid": os.getpid(), "master": None, "jobs_seen": 0,
+                      "messages_published": 0, "last_event": None, "started": self.clock()}
+        self._cluster = None
+
+    # -- the master check and the cluster name --------------------------------
+
+    def is_master(self):
+        """Re-read ssconf every time: after a failover the new master takes over."""
+        try:
+            master = self.ssconf.master_node() == self.node
+        except SnfGanetiError as err:
+            log.warning("cannot tell the master node: %s", err)
+            master = False
+        if master != self.stats["master"]:
+            log.info("%s is %s master", self.node, "now" if master else "not")
+            self.stats["master"] = master
+        return master
+
+    def cluster(self):
+        if self._cluster is None:
+            self._cluster = self.ssconf.cluster_name()
+        return self._cluster
+
+    # -- job files --------------------------------------------------------------
+
+    def read(self, job_id, path):
+        """The parsed job, from ``path`` or (archived meanwhile) the archive."""
+        for candidate in (path, jobs.archive_path(self.queue_dir, job_id)):
+            try:
+                return jobs.read_job(candidate)
+            except FileNotFoundError:
+                continue
+        return None
+
+    def on_job_file(self, path):
+        job_id = jobs.job_id_from_name(os.path.basename(path))
+        if job_id is None or self.state.is_done(job_id):
+            return
+        try:
+            job = self.read(job_id, path)
+        except (ParseError, OSError) as err:  # retried when Ganeti rewrites the file
+            log.error("skipping job file: %s", err)
+            return
+        if job is None:
+            return
+        self.stats["last_event"] = {"job": job_id, "status": job.status, "time": self.clock()}
+        messages, record = self.plan(job)
+        self.publish(messages)
+        self.state.record(job.id, record, finished=job.finalized)
+        self.state.save()
+
+    def plan(self, job):
+        if not self.is_master():
+            return [], tuple(op.status for op in job.ops)
+        if not self.state.published(job.id):
+            self.stats["jobs_seen"] += 1
+        return plan.plan_job(job, self.state.published(job.id), self.cluster(),
+                             self.lookup, self.clock())
+
+    def lookup(self, name):
+        try:
+            return self.instances.lookup(name)
+        except (ParseError, OSError) as err:
+            log.error("no instance details for %s: %s", name, err)
+            return None
+
+    def publish(self, messages, skip_ids=frozenset()):
+        for message in messages:
+            if message.message_id in skip_ids:
+                continue
+            self.publisher.publish(message.routing_key, message.body, message.message_id)
+            self.stats["messages_published"] += 1
+
+    # -- start-up: catch up with what happened while we were down ---------------
+
+    def job_files(self):
+        """{job id: path} of every job file in the queue and its archive."""
+        found = {}
+        archive = os.path.join(self.queue_dir, "archive")
+        for directory in [self.queue_dir] + sorted(
+                os.path.join(archive, d) for d in _listdir(archive)):
+            for name in _listdir(directory):
+                job_id = jobs.job_id_from_name(name)
+                if job_id is not None:
+                    found[job_id] = os.path.join(directory, name)
+        return found
+
+    def catch_up(self):
+        """Publish every transition missed while down, oldest event first.
+
+        On the very first start (no state yet) finished jobs are history:
+        they are marked done without a message unless ``eventd.replay_history``.
+        """
+        files = self.job_files()
+        first_start = not self.state.existed
+        self.state.mark_gaps(files)
+        spooled = self.spooled_ids()
+        pending, records = [], []
+        for job_id in sorted(files):
+            if self.state.is_done(job_id):
+                continue
+            try:
+                job = self.read(job_id, files[job_id])
+            except (ParseError, OSError) as err:
+                log.error("skipping job file: %s", err)
+                continue
+            if job is None:
+                continue
+            if first_start and job.finalized and not self.config.eventd.replay_history:
+                records.append((job, tuple(op.status for op in job.ops)))
+                continue
+            messages, record = self.plan(job)
+            pending.extend(messages)
+            records.append((job, record))
+        pending.sort(key=lambda m: tuple(m.body.get("event_time") or (0, 0)))
+        self.publish(pending, skip_ids=spooled)
+        for job, record in records:
+            self.state.record(job.id, record, finished=job.finalized)
+        self.state.save()
+        log.info("caught up: %d job files, %d messages", len(files), len(pending))
+
+    def spooled_ids(self):
+        """Message ids already spooled (a crash between spooling and saving state)."""
+        spool = self.publisher.spool
+        ids = set()
+        for name in spool.entries():
+            envelope = spool.read(name)
+            if envelope is not None:
+                ids.add(envelope.message_id)
+        return ids
+
+    # -- the loop ---------------------------------------------------------------
+
+    def heartbeat_due(self, last):
+        interval = self.config.eventd.heartbeat_interval
+        return interval > 0 and self.clock() - last >= interval
+
+    def write_status(self):
+        path = os.path.join(self.config.eventd.state_dir, STATUS_FILE)
+        stats = {**self.stats, "updated": self.clock(), "pending_jobs": len(self.state.jobs)}
+        with open(path + ".tmp", "w") as stream:
+            json.dump(stats, stream)
+        os.replace(path + ".tmp", path)
+
+    def run(self, should_stop):
+        watches = pyinotify.WatchManager()
+        handler = _Handler(self)
+        notifier = pyinotify.Notifier(watches, handler, timeout=100)
+        if not os.path.isdir(self.queue_dir):
+            raise SnfGanetiError(f"{self.queue_dir}: no such directory (ganeti.queue_dir: is "
+                                 "Ganeti initialised on this node?)")
+        # Watch before catching up, so nothing written meanwhile is missed.
+        watches.add_watch(self.queue_dir, _MASK | pyinotify.IN_CREATE, rec=True, auto_add=True)
+        self.catch_up()
+        sdnotify.notify("READY=1", f"STATUS=watching {self.queue_dir}")
+        last_beat = last_status = 0.0
+        watchdog = sdnotify.watchdog_interval()
+        last_watchdog = 0.0
+        while not should_stop():
+            if notifier.check_events():
+                notifier.read_events()
+                notifier.process_events()
+            self.publisher.pump()
+            now = self.clock()
+            if self.heartbeat_due(last_beat):
+                last_beat = now
+                if self.is_master():
+                    self.publish([heartbeat.build_timed(self.cluster(), self.node, now)])
+            if watchdog and now - last_watchdog >= watchdog:
+                last_watchdog = now
+                sdnotify.notify("WATCHDOG=1")
+            if now - last_status >= 1.0:
+                last_status = now
+                self.write_status()
+        sdnotify.notify("STOPPING=1")
+        notifier.stop()
+        self.state.save()
+        self.write_status()
+
+
+class _Handler(pyinotify.ProcessEvent):
+    def my_init(self, eventd):  # pyinotify's constructor hook
+        self.eventd = eventd
+
+    def process_IN_MOVED_TO(self, event):
+        self.eventd.on_job_file(event.pathname)
+
+    def process_IN_CLOSE_WRITE(self, event):
+        self.eventd.on_job_file(event.pathname)
+
+    def process_IN_Q_OVERFLOW(self, event):
+        log.warning("inotify queue overflowed; re-scanning the job queue")
+        self.eventd.catch_up()
+
+    def process_default(self, event):
+        pass
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,82 @@
+"""What eventd has published, persisted so a restart sends only what it missed.
+
+Per unfinished job: the last published status of each opcode. Finished jobs
+(every op's final status published) go to ``done``; the contiguous run of
+done ids from the bottom collapses into ``watermark`` (every id up to it is
+done), so the file stays small however long the archive grows.
+
+The file is replaced by rename after every change (no fsync: after a machine
+crash the same messages are planned again, under the same message ids).
+"""
+
+import json
+import os
+
+from snf_ganeti.errors import SnfGanetiError
+
+VERSION = 1
+
+
+class PublishedState:
+    def __init__(self, path):
+        self.path = path
+        self.watermark = 0
+        self.done = set()
+        self.jobs = {}
+        self.existed = False
+
+    @classmethod
+    def load(cls, path):
+        state = cls(path)
+        try:
+            with open(path, encoding="utf-8") as stream:
+                data = json.load(stream)
+            if data.get("version") != VERSION:
+                raise ValueError(f"version {data.get('version')!r}")
+            state.watermark = int(data["watermark"])
+            state.done = {int(j) for j in data["done"]}
+            state.jobs = {int(j): tuple(s) for j, s in data["jobs"].items()}
+        except FileNotFoundError:
+            return state
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise SnfGanetiError(f"{path}: eventd state is corrupt ({err}); move it away to "
+                                 "start afresh (jobs then replay as on a first start)") from None
+        state.existed = True
+        return state
+
+    def is_done(self, job_id):
+        return job_id <= self.watermark or job_id in self.done
+
+    def published(self, job_id):
+        return self.jobs.get(job_id, ())
+
+    def record(self, job_id, statuses, finished):
+        if finished:
+            self.jobs.pop(job_id, None)
+            self.done.add(job_id)
+            self._compact()
+        else:
+            self.jobs[job_id] = tuple(statuses)
+
+    def mark_gaps(self, present_ids):
+        """Ids below the highest present one that have no job file anywhere never will."""
+        if not present_ids:
+            return
+        present = set(present_ids)
+        for job_id in range(self.watermark + 1, max(present)):
+            if job_id not in present:
+                self.done.add(job_id)
+        self._compact()
+
+    def _compact(self):
+        while self.watermark + 1 in self.done:
+            self.watermark += 1
+            self.done.discard(self.watermark)
+
+    def save(self):
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as stream:
+            json.dump({"version": VERSION, "watermark": self.watermark,
+                       "done": sorted(self.done),
+                       "jobs": {str(j): list(s) for j, s in sorted(self.jobs.items())}}, stream)
+        os.replace(tmp, self.path)

@@ -1,0 +1,57 @@
+import pytest
+
+from snf_ganeti.errors import SnfGanetiError
+from snf_ganeti.eventd.state import PublishedState
+from snf_ganeti.ganeti.tags import firewall_profiles
+from snf_ganeti.ganeti.config_data import NIC
+
+pytestmark = pytest.mark.unit
+
+
+def test_done_jobs_collapse_into_the_watermark(tmp_path):
+    state = PublishedState(str(tmp_path / "s.json"))
+    state.record(2, ("success",), finished=True)
+    assert state.watermark == 0 and state.is_done(2) and not state.is_done(1)
+    state.record(1, ("running",), finished=False)
+    assert state.published(1) == ("running",)
+    state.record(1, ("success",), finished=True)
+    assert state.watermark == 2 and state.done == set() and state.jobs == {}
+
+
+def test_gaps_below_present_jobs_count_as_done(tmp_path):
+    state = PublishedState(str(tmp_path / "s.json"))
+    state.mark_gaps({4, 7})
+    assert state.watermark == 3 and state.done == {5, 6}
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    path = str(tmp_path / "s.json")
+    state = PublishedState(path)
+    state.record(1, ("success",), finished=True)
+    state.record(3, ("queued", "waiting"), finished=False)
+    state.save()
+    loaded = PublishedState.load(path)
+    assert loaded.existed and loaded.watermark == 1 and loaded.published(3) == ("queued", "waiting")
+    assert not PublishedState.load(str(tmp_path / "none.json")).existed
+
+
+def test_corrupt_state_is_one_line_error(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text("{not json")
+    with pytest.raises(SnfGanetiError, match="eventd state is corrupt") as err:
+        PublishedState.load(str(path))
+    assert "\n" not in str(err.value)
+
+
+def nic(index, name=None, uuid=None):
+    return NIC(index=index, name=name, uuid=uuid, mac="aa:00:00:00:00:0%d" % index, ip=None,
+               network_uuid=None, network_name=None, mode="bridged", link="br0", vlan="")
+
+
+def test_firewall_tags_by_index_name_uuid_first_wins(caplog):
+    nics = [nic(0), nic(1, name="snf-nic-7"), nic(2, uuid="u-2")]
+    tags = ["synnefo:network:0:protected", "synnefo:network:snf-nic-7:limited",
+            "synnefo:network:u-2:unprotected", "synnefo:network:0:unprotected",
+            "synnefo:network:broken", "other:tag"]
+    assert firewall_profiles(tags, nics) == {0: "protected", 1: "limited", 2: "unprotected"}
+    assert "malformed firewall tag 'synnefo:network:broken'" in caplog.text
