@@ -1,8 +1,8 @@
 """The ``snf-ganeti`` command: one entry point, one subcommand per task.
 
 Each part is a module in ``PARTS`` with ``register(subparsers, common)``
-adding its subcommands, and optionally ``status(config)`` returning a dict
-that ``snf-ganeti status`` shows under the part's name.
+adding its subcommands, and optionally ``PART`` (its name) and
+``status(config)`` returning a dict that ``snf-ganeti status`` shows under it.
 """
 
 import argparse

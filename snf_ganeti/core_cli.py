@@ -113,7 +113,7 @@ def show_status(args):
     report = {"core": core_status(config)}
     for module in cli.parts():
         if hasattr(module, "status") and module.__name__ != __name__:
-            report[module.__name__.rsplit(".", 1)[-1]] = module.status(config)
+            report[module.PART] = module.status(config)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -1,4 +1,9 @@
+import logging
+
 import pytest
+
+# pika logs every refused connection at ERROR; the tests cause those on purpose.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 pytest_plugins = [
     "tests.fixtures.broker",

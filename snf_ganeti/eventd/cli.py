@@ -9,6 +9,7 @@ import time
 from snf_ganeti import cli
 from snf_ganeti.publisher import Publisher
 
+PART = "eventd"
 log = logging.getLogger("snf-ganeti.eventd")
 
 

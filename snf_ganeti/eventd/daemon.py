@@ -189,7 +189,7 @@ class Eventd:
 
     def run(self, should_stop):
         watches = pyinotify.WatchManager()
-        handler = _Handler(self)
+        handler = _Handler(eventd=self)
         notifier = pyinotify.Notifier(watches, handler, timeout=100)
         if not os.path.isdir(self.queue_dir):
             raise SnfGanetiError(f"{self.queue_dir}: no such directory (ganeti.queue_dir: is "

@@ -21,11 +21,12 @@ def cli(*args, **kwargs):
                           text=True, cwd=ROOT, env=env(), **kwargs)
 
 
-def spawn(*argv, module=None, **kwargs):
+def spawn(*argv, module=None, extra_env=None, **kwargs):
     """Start ``python -m module ARGV`` (or ``snf-ganeti ARGV``) with pipes."""
     target = ["-m", module] if module else ["-m", "snf_ganeti.cli"]
     return subprocess.Popen([sys.executable, *target, *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env(), **kwargs)
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=env(**(extra_env or {})), **kwargs)
 
 
 def wait_line(stream, predicate, timeout=30):
