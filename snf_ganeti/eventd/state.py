@@ -80,3 +80,4 @@ class PublishedState:
                        "done": sorted(self.done),
                        "jobs": {str(j): list(s) for j, s in sorted(self.jobs.items())}}, stream)
         os.replace(tmp, self.path)
+        self.existed = True

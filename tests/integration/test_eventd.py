@@ -28,16 +28,22 @@ class EventdRunner:
         path.write_text(ganeti_dir.config_yaml(self.amqp, state_dir, node=node, **extra))
         return str(path)
 
-    def start(self, config_path):
+    def start(self, config_path, watchdog_usec=None):
         notify_path = str(self.tmp_path / f"notify-{time.monotonic_ns()}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(notify_path)
         sock.settimeout(30)
-        process = spawn("--config", config_path, "eventd", extra_env={"NOTIFY_SOCKET": notify_path})
+        extra = {"NOTIFY_SOCKET": notify_path}
+        if watchdog_usec:
+            extra["WATCHDOG_USEC"] = str(watchdog_usec)
+        process = spawn("--config", config_path, "eventd", extra_env=extra)
         self.processes.append(process)
+        self.notifications = []
         try:
-            while b"READY=1" not in sock.recv(4096):
-                pass
+            while not self.notifications or b"READY=1" not in self.notifications[-1]:
+                self.notifications.append(sock.recv(4096))
+            if watchdog_usec:
+                self.notifications.append(sock.recv(4096))
         finally:
             sock.close()
         return process
@@ -211,4 +217,11 @@ def test_sigkilled_eventd_loses_nothing(eventd, ganeti_dir, consumer, tmp_path):
     ids = [p.message_id for p, _ in got]
     assert set(ids) == expected_ids(2000, 200)
     assert len(ids) - len(set(ids)) <= 512  # repeats only of unconfirmed ones, same id
+    eventd.stop(process)
+
+
+def test_systemd_readiness_and_watchdog(eventd, ganeti_dir, tmp_path):
+    process = eventd.start(eventd.config(ganeti_dir, tmp_path / "state"), watchdog_usec=400000)
+    assert any(b"READY=1" in n for n in eventd.notifications)
+    assert eventd.notifications[-1] == b"WATCHDOG=1"
     eventd.stop(process)
