@@ -25,7 +25,7 @@ import pika
 import pika.exceptions
 
 from snf_ganeti.config import mask_url
-from snf_ganeti.errors import SpoolError
+from snf_ganeti.errors import BrokerError, SpoolError
 from snf_ganeti.spool import Envelope, Spool
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ def connect(amqp, start=0):
     Returns (connection, index of the URL used); raises BrokerError naming the
     (masked) URLs when none answers.
     """
-    from snf_ganeti.errors import BrokerError
     urls = amqp.urls
     problems = []
     for offset in range(len(urls)):
@@ -185,11 +184,6 @@ class Publisher:
         except _BROKER_ERRORS as err:
             self._disconnect(f"lost broker connection: {_describe(err)}")
         return True
-
-    def pending(self):
-        """Messages written or seen by this process that are not confirmed yet."""
-        return len(self._queue) + len(self._inflight) if self._connection else \
-            len([n for n in self.spool.entries() if n in self._seen])
 
     def flush(self, timeout):
         """Deliver every spooled message; True when the spool is empty.
