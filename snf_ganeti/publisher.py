@@ -128,8 +128,9 @@ class Publisher:
         self._retry_at = 0.0
         self._queue = collections.deque()      # entry names to send, in order
         self._inflight = collections.OrderedDict()  # delivery tag -> entry name
+        self._unconfirmed = {}                 # entry name -> its messages not confirmed yet
         self._known = set()                    # names queued or in flight
-        self._written = {}                     # name -> envelope, written while connected
+        self._written = {}                     # name -> envelopes, written while connected
         self._remover = _Remover(self.spool)
         self._seen = set()                     # every name this process listed or wrote
         self._next_tag = 1
@@ -142,14 +143,21 @@ class Publisher:
     def publish(self, routing_key, body, message_id=None):
         """Spool one message (fsync'd before return) and start sending it."""
         envelope = envelope_for(routing_key, body, message_id)
-        self.publish_envelope(envelope)
+        self.publish_envelopes([envelope])
         return envelope.message_id
 
-    def publish_envelope(self, envelope):
-        name = self.spool.put(envelope)
+    def publish_many(self, messages):
+        """Spool a batch of (routing_key, body, message_id) with one fsync, then send."""
+        envelopes = [envelope_for(*message) for message in messages]
+        if envelopes:
+            self.publish_envelopes(envelopes)
+        return [envelope.message_id for envelope in envelopes]
+
+    def publish_envelopes(self, envelopes):
+        name = self.spool.put(envelopes)
         self._seen.add(name)
         if self._connection is not None:
-            self._written[name] = envelope  # saves reading it back to send it
+            self._written[name] = envelopes  # saves reading them back to send them
             self._enqueue(name)
         self.pump()
         return name
@@ -180,7 +188,8 @@ class Publisher:
             if self._refused:
                 self._disconnect("the broker refused (nack) messages")
                 return True
-            self._send_queued()
+            if self._send_queued():
+                self._connection.process_data_events(time_limit=0)  # write what was buffered
         except _BROKER_ERRORS as err:
             self._disconnect(f"lost broker connection: {_describe(err)}")
         return True
@@ -262,9 +271,7 @@ class Publisher:
         self._failures = 0
         self._refused = False
         self._next_tag = 1
-        self._known.clear()
-        self._queue.clear()
-        self._inflight.clear()
+        self._reset_flight()
         self.spool.reap_incomplete()
         self._relist()
         return True
@@ -295,51 +302,70 @@ class Publisher:
             self._queue.append(name)
 
     def _send_queued(self):
+        sent = 0
         while self._queue and len(self._inflight) < WINDOW:
-            name = self._queue[0]
-            envelope = self._written.pop(name, None) or self.spool.read(name)
-            if envelope is None:  # confirmed by an earlier sender, or moved to bad/
-                self._queue.popleft()
+            name = self._queue.popleft()
+            envelopes = self._written.pop(name, None) or self.spool.read(name)
+            if envelopes is None:  # confirmed by an earlier sender, or moved to bad/
                 self._known.discard(name)
                 continue
-            properties = pika.BasicProperties(
-                delivery_mode=2, content_type="application/json",
-                message_id=envelope.message_id, timestamp=int(envelope.created),
-                app_id="snf-ganeti")
-            # Registered before sending: the confirm can arrive while
-            # basic_publish is still flushing the socket.
-            self._queue.popleft()
-            self._inflight[self._next_tag] = name
-            self._next_tag += 1
-            self._channel.basic_publish(self.amqp.exchange, envelope.routing_key,
-                                        envelope.body, properties)
-            self.sent += 1
+            self._unconfirmed[name] = len(envelopes)
+            for envelope in envelopes:
+                properties = pika.BasicProperties(
+                    delivery_mode=2, content_type="application/json",
+                    message_id=envelope.message_id, timestamp=int(envelope.created),
+                    app_id="snf-ganeti")
+                self._inflight[self._next_tag] = name
+                self._next_tag += 1
+                # The underlying channel only buffers the frames; pump() writes
+                # them all with one process_data_events instead of one poll each.
+                self._channel._impl.basic_publish(self.amqp.exchange, envelope.routing_key,
+                                                  envelope.body, properties)
+            sent += len(envelopes)
+        self.sent += sent
+        return sent
 
     def _on_confirm(self, frame):
         method = frame.method
-        tag = method.delivery_tag
-        tags = [t for t in self._inflight if t <= tag] if method.multiple else [tag]
         if isinstance(method, pika.spec.Basic.Nack):
             # The broker could not take them: start over on a new connection
             # (after this callback returns), which resends everything in order.
             self._refused = True
             return
+        tag = method.delivery_tag
+        if method.multiple:
+            tags = []
+            for t in self._inflight:  # ordered: stop at the first later tag
+                if t > tag:
+                    break
+                tags.append(t)
+        else:
+            tags = [tag]
         for t in tags:
             name = self._inflight.pop(t, None)
-            if name is not None:
+            if name is None:
+                continue
+            self.confirmed += 1
+            self._unconfirmed[name] -= 1
+            if not self._unconfirmed[name]:
+                del self._unconfirmed[name]
                 self._remover.remove(name)
                 self._known.discard(name)
-                self.confirmed += 1
+
+    def _reset_flight(self):
+        """Forget what was queued or in flight: a new connection resends it from the spool."""
+        self._queue.clear()
+        self._inflight.clear()
+        self._unconfirmed.clear()
+        self._known.clear()
+        self._written.clear()
 
     def _disconnect(self, reason):
         if reason:
             log.warning("%s; %d message(s) will be sent again", reason,
                         len(self._inflight) + len(self._queue))
         connection, self._connection, self._channel = self._connection, None, None
-        self._queue.clear()
-        self._inflight.clear()
-        self._known.clear()
-        self._written.clear()
+        self._reset_flight()
         if connection is not None:
             try:
                 connection.close()

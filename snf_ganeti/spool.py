@@ -1,12 +1,14 @@
 """The on-disk spool: a message is here, fsync'd, until the broker confirmed it.
 
-One file per message, named ``<time_ns>-<pid>-<seq>.msg`` so that sorting the
+One file per entry, named ``<time_ns>-<pid>-<seq>.msg`` so that sorting the
 names gives publication order (exact within one process). Many processes may
 write; the one that holds the spool's lock (:meth:`Spool.sender_lock`) is the
 only one that sends, so order holds and nothing goes out twice from two senders.
 
-File format: one JSON header line (message id, routing key, created, body
-length), then the body bytes exactly as published. The file is written under
+One entry holds one message, or a batch a caller publishes at once (one
+fsync for all of them). File format, per message: one JSON header line
+(message id, routing key, created, body length), then the body bytes exactly
+as published. The file is written under
 its final name and fsync'd (on ext4 and xfs that also makes the new directory
 entry durable, which saves a rename and a directory fsync per message, a third
 of the cost); a reader that finds fewer body bytes than the header announces is
@@ -47,29 +49,35 @@ class Incomplete(Exception):
     """The entry is still being written (or its writer died before finishing)."""
 
 
-def encode(envelope):
-    header = json.dumps({"message_id": envelope.message_id, "routing_key": envelope.routing_key,
-                         "created": envelope.created, "length": len(envelope.body)},
-                        separators=(",", ":"))
-    return header.encode() + b"\n" + envelope.body
+def encode(envelopes):
+    """One entry holding ``envelopes``, in order (one fsync for a whole batch)."""
+    parts = []
+    for envelope in envelopes:
+        header = json.dumps({"message_id": envelope.message_id,
+                             "routing_key": envelope.routing_key, "created": envelope.created,
+                             "length": len(envelope.body)}, separators=(",", ":"))
+        parts += [header.encode(), b"\n", envelope.body]
+    return b"".join(parts)
 
 
 def decode(data, source):
-    header, newline, body = data.partition(b"\n")
-    if not newline:
-        raise Incomplete(source)
-    try:
-        meta = json.loads(header)
-        length = int(meta["length"])
-        envelope = Envelope(str(meta["message_id"]), str(meta["routing_key"]), body,
-                            float(meta["created"]))
-    except (ValueError, KeyError, TypeError):
-        raise SpoolError(f"{source}: not a spool entry (bad header)") from None
-    if len(body) < length:
-        raise Incomplete(source)
-    if len(body) > length:
-        raise SpoolError(f"{source}: not a spool entry (body longer than announced)")
-    return envelope
+    """The envelopes of one entry; Incomplete if its writer has not finished it."""
+    envelopes, offset = [], 0
+    while offset < len(data) or not envelopes:
+        newline = data.find(b"\n", offset)
+        if newline < 0:
+            raise Incomplete(source)
+        try:
+            meta = json.loads(data[offset:newline])
+            length = int(meta["length"])
+            start, offset = newline + 1, newline + 1 + length
+            envelopes.append(Envelope(str(meta["message_id"]), str(meta["routing_key"]),
+                                      data[start:offset], float(meta["created"])))
+        except (ValueError, KeyError, TypeError):
+            raise SpoolError(f"{source}: not a spool entry (bad header)") from None
+        if offset > len(data):
+            raise Incomplete(source)
+    return envelopes
 
 
 class Spool:
@@ -84,8 +92,8 @@ class Spool:
         except OSError as err:
             raise SpoolError(f"{directory}: cannot create spool directory: {err.strerror}") from None
 
-    def put(self, envelope):
-        """Write ``envelope`` durably and return its entry name."""
+    def put(self, envelopes):
+        """Write ``envelopes`` (a list, sent in order) durably as one entry; its name."""
         pid = os.getpid()
         if pid != self._pid:  # a forked child must not reuse the parent's sequence
             self._pid, self._seq = pid, itertools.count()
@@ -94,7 +102,7 @@ class Spool:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
-                os.write(fd, encode(envelope))
+                os.write(fd, encode(envelopes))
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -108,7 +116,7 @@ class Spool:
         return sorted(n for n in os.listdir(self.directory) if n.endswith(SUFFIX))
 
     def read(self, name):
-        """The envelope of entry ``name``, or None if it is gone, incomplete or corrupt.
+        """The envelopes of entry ``name``, or None if it is gone, incomplete or corrupt.
 
         A corrupt entry (only possible through outside damage) is moved to
         ``bad/`` so it stops blocking the queue, and logged with its name.

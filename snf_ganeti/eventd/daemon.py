@@ -25,7 +25,10 @@ log = logging.getLogger("snf-ganeti.eventd")
 
 STATE_FILE = "published.json"
 STATUS_FILE = "status.json"
-_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CLOSE_WRITE | pyinotify.IN_Q_OVERFLOW
+# Job files: renamed into place (IN_MOVED_TO), or written in place by hand (IN_CLOSE_WRITE).
+# Not IN_CREATE on the queue itself: every temporary file would cost an event.
+_QUEUE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CLOSE_WRITE
+_ARCHIVE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CREATE
 
 
 def node_name(configured):
@@ -46,6 +49,8 @@ class Eventd:
         self.stats = {"node": self.node, "pid": os.getpid(), "master": None, "jobs_seen": 0,
                       "messages_published": 0, "last_event": None, "started": self.clock()}
         self._cluster = None
+        self._batch = []      # messages planned since the last flush_batch()
+        self._dirty = False   # state changed since it was last saved
 
     # -- the master check and the cluster name --------------------------------
 
@@ -90,9 +95,22 @@ class Eventd:
             return
         self.stats["last_event"] = {"job": job_id, "status": job.status, "time": self.clock()}
         messages, record = self.plan(job)
-        self.publish(messages)
-        self.state.record(job.id, record, finished=job.finalized)
-        self.state.save()
+        self._batch.extend(messages)
+        if messages or job.finalized or record != self.state.published(job.id):
+            self.state.record(job.id, record, finished=job.finalized)
+            self._dirty = True
+
+    def flush_batch(self):
+        """Spool what the last events planned (one fsync), then save the state.
+
+        In this order: a crash in between re-plans messages that are already
+        spooled, which catch_up() skips by message id; never the reverse.
+        """
+        batch, self._batch = self._batch, []
+        self.publish(batch)
+        if self._dirty:
+            self._dirty = False
+            self.state.save()
 
     def plan(self, job):
         if not self.is_master():
@@ -110,11 +128,10 @@ class Eventd:
             return None
 
     def publish(self, messages, skip_ids=frozenset()):
-        for message in messages:
-            if message.message_id in skip_ids:
-                continue
-            self.publisher.publish(message.routing_key, message.body, message.message_id)
-            self.stats["messages_published"] += 1
+        batch = [(m.routing_key, m.body, m.message_id) for m in messages
+                 if m.message_id not in skip_ids]
+        self.publisher.publish_many(batch)
+        self.stats["messages_published"] += len(batch)
 
     # -- start-up: catch up with what happened while we were down ---------------
 
@@ -169,9 +186,7 @@ class Eventd:
         spool = self.publisher.spool
         ids = set()
         for name in spool.entries():
-            envelope = spool.read(name)
-            if envelope is not None:
-                ids.add(envelope.message_id)
+            ids.update(envelope.message_id for envelope in spool.read(name) or ())
         return ids
 
     # -- the loop ---------------------------------------------------------------
@@ -195,7 +210,10 @@ class Eventd:
             raise SnfGanetiError(f"{self.queue_dir}: no such directory (ganeti.queue_dir: is "
                                  "Ganeti initialised on this node?)")
         # Watch before catching up, so nothing written meanwhile is missed.
-        watches.add_watch(self.queue_dir, _MASK | pyinotify.IN_CREATE, rec=True, auto_add=True)
+        watches.add_watch(self.queue_dir, _QUEUE_MASK)
+        archive = os.path.join(self.queue_dir, "archive")
+        if os.path.isdir(archive):  # Ganeti creates it at init, its subdirectories on demand
+            watches.add_watch(archive, _ARCHIVE_MASK, rec=True, auto_add=True)
         self.catch_up()
         sdnotify.notify("READY=1", f"STATUS=watching {self.queue_dir}")
         last_beat = last_status = 0.0
@@ -205,6 +223,7 @@ class Eventd:
             if notifier.check_events():
                 notifier.read_events()
                 notifier.process_events()
+                self.flush_batch()
             self.publisher.pump()
             now = self.clock()
             if self.heartbeat_due(last_beat):
@@ -235,6 +254,7 @@ class _Handler(pyinotify.ProcessEvent):
 
     def process_IN_Q_OVERFLOW(self, event):
         log.warning("inotify queue overflowed; re-scanning the job queue")
+        self.eventd.flush_batch()
         self.eventd.catch_up()
 
     def process_default(self, event):

@@ -9,7 +9,7 @@ import pika
 import pytest
 
 from snf_ganeti.config import AmqpConfig
-from snf_ganeti.publisher import Publisher, publish_once
+from snf_ganeti.publisher import Publisher, envelope_for, publish_once
 from tests.support.procs import cli, reap, spawn, wait_line
 
 pytestmark = pytest.mark.integration
@@ -147,8 +147,7 @@ def test_feed_timeout_exits_1(config_file):
 
 
 def test_status_reports_broker_and_spool(amqp_config, config_file, running_broker, tmp_path):
-    Publisher(amqp_config).spool.put(
-        __import__("snf_ganeti.publisher").publisher.envelope_for("a.b", {}))
+    Publisher(amqp_config).spool.put([envelope_for("a.b", {})])
     result = cli("--config", config_file, "status", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)["core"]
@@ -164,11 +163,10 @@ def test_status_reports_broker_and_spool(amqp_config, config_file, running_broke
 
 
 def test_spool_flush_delivers_and_reports(amqp_config, consumer, config_file):
-    from snf_ganeti.publisher import envelope_for
     from snf_ganeti.spool import Spool
     spool = Spool(amqp_config.spool_dir)
     for n in range(10):
-        spool.put(envelope_for("a.b", {"n": n}, f"s{n}"))
+        spool.put([envelope_for("a.b", {"n": n}, f"s{n}")])
     result = cli("--config", config_file, "spool", "flush", "--timeout", "20")
     assert result.returncode == 0, result.stderr
     assert "10 delivered, 0 still spooled" in result.stdout

@@ -11,9 +11,9 @@ pytestmark = pytest.mark.unit
 
 def test_put_read_roundtrip_in_order(tmp_path):
     spool = spool_mod.Spool(str(tmp_path))
-    names = [spool.put(envelope_for("a.b", {"n": n}, f"id{n}")) for n in range(50)]
+    names = [spool.put([envelope_for("a.b", {"n": n}, f"id{n}")]) for n in range(50)]
     assert spool.entries() == names
-    envelope = spool.read(names[3])
+    (envelope,) = spool.read(names[3])
     assert envelope.message_id == "id3" and envelope.routing_key == "a.b"
     assert envelope.body == b'{"n":3}'
     assert spool.stats()[0] == 50
@@ -22,7 +22,7 @@ def test_put_read_roundtrip_in_order(tmp_path):
 
 def test_incomplete_entry_is_skipped_then_reaped(tmp_path):
     spool = spool_mod.Spool(str(tmp_path))
-    name = spool.put(envelope_for("a.b", {"n": 1}))
+    name = spool.put([envelope_for("a.b", {"n": 1}), envelope_for("a.b", {"n": 2})])
     data = (tmp_path / name).read_bytes()
     (tmp_path / name).write_bytes(data[:-3])  # a writer killed mid-write
     assert spool.read(name) is None
@@ -32,9 +32,17 @@ def test_incomplete_entry_is_skipped_then_reaped(tmp_path):
     assert spool.entries() == []
 
 
+def test_batch_is_one_entry_in_order(tmp_path):
+    spool = spool_mod.Spool(str(tmp_path))
+    name = spool.put([envelope_for("k", {"n": n}, f"b{n}") for n in range(3)])
+    assert spool.entries() == [name]
+    assert [e.message_id for e in spool.read(name)] == ["b0", "b1", "b2"]
+    assert spool.read(name)[2].body == b'{"n":2}'
+
+
 def test_corrupt_entry_moves_to_bad(tmp_path, caplog):
     spool = spool_mod.Spool(str(tmp_path))
-    name = spool.put(envelope_for("a.b", {}))
+    name = spool.put([envelope_for("a.b", {})])
     (tmp_path / name).write_bytes(b"garbage\n{}")
     assert spool.read(name) is None
     assert spool.entries() == []
