@@ -110,10 +110,58 @@ class EventdConfig:
                                        "finished before eventd ever ran")
 
 
+def _one_of(*choices):
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+def _check_profiles(value):
+    from snf_ganeti.ifscripts.firewall import check_profiles
+    return check_profiles(value)
+
+
+def _default_profiles():
+    from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES
+    return DEFAULT_PROFILES
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    firewall_backend: str = _opt("nftables", "nftables (one table, atomic per NIC; Debian 12's "
+                                             "default) or iptables (python-iptables)",
+                                 _one_of("nftables", "iptables"))
+    profiles: dict = field(default_factory=_default_profiles, metadata={
+        "doc": "firewall profiles named by instance tags synnefo:network:<nic>:<profile>; "
+               "each has a default verdict (accept or drop) and accept rules (proto, dport, "
+               "sport, not_syn, icmp_types) for traffic toward the VM",
+        "check": _check_profiles})
+    private_bridge_prefix: str = _opt("prv", "bridges named <prefix><N> are private networks, "
+                                             "created on demand over a VLAN or VXLAN")
+    private_transport: str = _opt("vxlan", "what private bridges run over: vlan or vxlan",
+                                  _one_of("vlan", "vxlan"))
+    private_uplink: str = _opt("", "device that carries private networks (VLAN parent, or the "
+                                   "VXLAN underlay); empty: the default route's device")
+    private_id_offset: int = _opt(0, "VLAN id / VXLAN VNI = N + this offset")
+    vxlan_group: str = _opt("239.1.1.1", "multicast group of the VXLAN underlay")
+    vxlan_port: int = _opt(4789, "UDP port of the VXLAN underlay", _positive)
+    mac_filter_mask: str = _opt("ff:ff:f0:00:00:00", "on private networks a VM receives only "
+                                                     "frames whose source MAC shares its own "
+                                                     "MAC under this mask")
+    state_dir: str = _opt(pathutils.IFSCRIPTS_STATE_DIR, "what ifup set up for each tap, so "
+                                                         "ifdown can undo it", _absolute)
+
+
+@dataclass(frozen=True)
+class DhcpConfig:
+    bindings_dir: str = _opt(pathutils.DHCP_BINDINGS_DIR, "one binding file per tap, written "
+                                                          "by ifup, read by dhcpd", _absolute)
+
+
 SECTIONS = {
     "amqp": AmqpConfig,
     "ganeti": GanetiConfig,
     "eventd": EventdConfig,
+    "network": NetworkConfig,
+    "dhcp": DhcpConfig,
 }
 
 Config = dataclasses.make_dataclass(
@@ -236,9 +284,10 @@ def render_defaults():
         lines.append(f"{name}:")
         for f in dataclasses.fields(cls):
             lines.append(f"  # {f.metadata['doc']}")
-            default = f.default
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             dumped = yaml.safe_dump({f.name: _plain(default) if default is not None else ""},
-                                    default_flow_style=False, sort_keys=False).rstrip()
+                                    default_flow_style=None if isinstance(default, dict) else False,
+                                    sort_keys=False, width=100).rstrip()
             lines.extend("  " + line for line in dumped.splitlines())
         lines.append("")
     return "\n".join(lines)

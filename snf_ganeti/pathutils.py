@@ -13,6 +13,7 @@ STATE_DIR = "/var/lib/snf-ganeti"
 GANETI_DATA_DIR = "/var/lib/ganeti"
 DHCP_BINDINGS_DIR = os.path.join(STATE_DIR, "dhcp")
 EVENTD_STATE_DIR = os.path.join(STATE_DIR, "eventd")
+IFSCRIPTS_STATE_DIR = os.path.join(STATE_DIR, "nics")
 
 
 def ganeti_queue_dir(data_dir):
