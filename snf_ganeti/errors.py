@@ -45,8 +45,8 @@ class ConfigDataError(ParseError):
     """Ganeti's config.data is missing or malformed."""
 
 
-class EnvironmentError_(ParseError):
-    """A variable in the environment Ganeti gave us is missing or bad."""
+class EnvVarError(ParseError):
+    """A variable in the environment Ganeti gave us is missing or bad (source: its name)."""
 
 
 class MessageError(SnfGanetiError):

@@ -1,0 +1,126 @@
+"""What the host should look like for one NIC: the pure core of ifup.
+
+``plan_nic`` turns a parsed :class:`~snf_ganeti.ifscripts.nic.Nic` and the
+configuration into a :class:`NicPlan` (plain data). Applying it is
+``apply.py``'s job; nothing here touches the host.
+"""
+
+import ipaddress
+from dataclasses import dataclass
+
+from snf_ganeti.errors import EnvVarError
+from snf_ganeti.ganeti.tags import firewall_profiles
+from snf_ganeti.ifscripts.firewall import NicFilter
+
+DHCP_NETWORK_TAGS = ("nfdhcpd", "dhcp")
+MAC_FILTERED_NETWORK_TAG = "private-filtered"
+
+
+@dataclass(frozen=True)
+class PrivateBridge:
+    """A private-network bridge snf-ganeti creates on demand."""
+
+    name: str
+    transport: str        # "vlan" or "vxlan"
+    segment: int          # VLAN id or VXLAN VNI
+
+
+@dataclass(frozen=True)
+class Routed:
+    table: str
+    ipv4: ipaddress.IPv4Address | None
+    ipv6: ipaddress.IPv6Address | None
+    gateway: ipaddress.IPv4Address | None
+
+
+@dataclass(frozen=True)
+class NicPlan:
+    tap: str
+    instance: str
+    mode: str
+    mac: str
+    bridge: str | None
+    private: PrivateBridge | None
+    routed: Routed | None
+    filter: NicFilter
+    binding: str | None       # the DHCP binding file's content, if the NIC asks for DHCP
+    ipv6: ipaddress.IPv6Address | None
+    link_local: ipaddress.IPv6Address
+
+
+def eui64(mac, network):
+    """The SLAAC address of ``mac`` in a /64 (RFC 4291 appendix A), else None."""
+    if network is None or network.prefixlen != 64:
+        return None
+    octets = bytes.fromhex(mac.replace(":", ""))
+    interface_id = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    return ipaddress.IPv6Address(network.network_address.packed[:8] + interface_id)
+
+
+def link_local(mac):
+    return eui64(mac, ipaddress.IPv6Network("fe80::/64"))
+
+
+def plan_nic(nic, network_config, profiles):
+    """The NicPlan for ``nic``; EnvVarError for anything the config cannot serve."""
+    profile = firewall_profile(nic, profiles)
+    network = nic.network
+    ipv6 = eui64(nic.mac, network.subnet6) if network else None
+    private = private_bridge(nic, network_config) if nic.mode == "bridged" else None
+    net_tags = network.tags if network else ()
+    mac_filtered = private is not None or MAC_FILTERED_NETWORK_TAG in net_tags
+    mask = network_config.mac_filter_mask
+    bridge = nic.link if nic.mode == "bridged" else None
+    routed = None
+    if nic.mode == "routed":
+        if nic.ip is None and ipv6 is None:
+            raise EnvVarError("IP", "a routed NIC needs an IPv4 address or an IPv6 /64 network")
+        routed = Routed(table=nic.link, ipv4=nic.ip, ipv6=ipv6,
+                        gateway=network.gateway if network else None)
+    nic_filter = NicFilter(
+        tap=nic.tap, mode=nic.mode, mac=nic.mac,
+        ipv4=(str(nic.ip),) if nic.ip else (),
+        ipv6=tuple(str(a) for a in (ipv6, link_local(nic.mac)) if a),
+        profile=profile,
+        mac_prefix=(masked_mac(nic.mac, mask), mask) if mac_filtered else None,
+        bridge=bridge)
+    wants_dhcp = any(tag in DHCP_NETWORK_TAGS for tag in net_tags)
+    return NicPlan(
+        tap=nic.tap, instance=nic.instance, mode=nic.mode, mac=nic.mac, bridge=bridge,
+        private=private, routed=routed, filter=nic_filter,
+        binding=binding_file(nic, ipv6, bridge or nic.tap) if wants_dhcp else None,
+        ipv6=ipv6, link_local=link_local(nic.mac))
+
+
+def firewall_profile(nic, profiles):
+    """The profile the instance tags give this NIC; None (no filtering) without a tag."""
+    name = firewall_profiles(nic.tags, [nic]).get(nic.index)
+    if name is not None and name not in profiles:
+        raise EnvVarError("TAGS", f"firewall profile {name!r} for NIC {nic.index} is not "
+                                  f"defined (network.profiles has: {', '.join(profiles)})")
+    return name
+
+
+def private_bridge(nic, network_config):
+    prefix = network_config.private_bridge_prefix
+    rest = nic.link[len(prefix):] if prefix and nic.link.startswith(prefix) else ""
+    if not rest.isdigit():
+        return None
+    return PrivateBridge(nic.link, network_config.private_transport,
+                         int(rest) + network_config.private_id_offset)
+
+
+def masked_mac(mac, mask):
+    value = bytes(a & b for a, b in zip(bytes.fromhex(mac.replace(":", "")),
+                                        bytes.fromhex(mask.replace(":", ""))))
+    return ":".join(f"{b:02x}" for b in value)
+
+
+def binding_file(nic, ipv6, indev):
+    """The binding in nfdhcpd's format (networking spec §3.2)."""
+    network = nic.network
+    values = [("INDEV", indev), ("IP", nic.ip), ("MAC", nic.mac), ("HOSTNAME", nic.instance),
+              ("TAGS", " ".join(nic.tags)), ("GATEWAY", network.gateway),
+              ("SUBNET", network.subnet), ("GATEWAY6", network.gateway6),
+              ("SUBNET6", network.subnet6), ("EUI64", ipv6)]
+    return "".join(f"{key}={'' if value is None else value}\n" for key, value in values)
