@@ -26,3 +26,6 @@ def ssconf_file(data_dir, key):
 
 def ganeti_config_data(data_dir):
     return os.path.join(data_dir, "config.data")
+
+RT_TABLES = "/etc/iproute2/rt_tables"
+PROC_SYS_NET = "/proc/sys/net"

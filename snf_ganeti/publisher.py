@@ -373,8 +373,10 @@ class Publisher:
                 pass
 
 
-def publish_once(amqp, routing_key, body, message_id=None):
-    """For short-lived processes: spool, try to deliver within confirm_timeout, return.
+def publish_once(amqp, routing_key, body, message_id=None, timeout=None):
+    """For short-lived processes: spool, try to deliver within ``timeout``, return.
+
+    ``timeout`` defaults to ``amqp.confirm_timeout``.
 
     Never raises for broker trouble (the spool keeps the message); raises
     SpoolError when the message could not even be spooled.
@@ -384,7 +386,7 @@ def publish_once(amqp, routing_key, body, message_id=None):
         return publisher.publish(routing_key, body, message_id)
     finally:
         try:
-            publisher.close(timeout=amqp.confirm_timeout)
+            publisher.close(timeout=amqp.confirm_timeout if timeout is None else timeout)
         except SpoolError:
             raise
         except Exception as err:  # delivery is best effort here; the spool has it

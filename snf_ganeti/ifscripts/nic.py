@@ -51,10 +51,15 @@ class Nic:
         return self.tap.startswith(COMMUNICATION_TAP_PREFIX)
 
 
+def parse_tap(environ):
+    """Just the tap name (INTERFACE): all that ifdown needs."""
+    return _Getter(environ).required("INTERFACE", _ifname)
+
+
 def parse_env(environ):
     """The Nic described by ``environ`` (a mapping like os.environ)."""
     get = _Getter(environ)
-    tap = get.required("INTERFACE", _ifname)
+    tap = parse_tap(environ)
     mode = get.required("MODE", _one_of(MODES))
     nic = Nic(
         instance=get.required("INSTANCE", str),

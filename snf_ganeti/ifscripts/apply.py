@@ -1,0 +1,132 @@
+"""ifup and ifdown: parse, plan, then apply in one place, undoing everything on failure.
+
+Every ifup first removes whatever is tied to the tap's name (tap names are
+reused), so running it twice equals running it once. ifdown needs only
+INTERFACE: what to undo comes from the state file ifup wrote.
+"""
+
+import json
+import logging
+import os
+import socket
+import time
+
+from snf_ganeti.ifscripts import nic as nic_mod
+from snf_ganeti.ifscripts.firewall import parse_profiles
+from snf_ganeti.ifscripts.host import Host
+from snf_ganeti.ifscripts.plan import plan_nic
+from snf_ganeti.messages import nic_event
+from snf_ganeti.publisher import publish_once
+
+log = logging.getLogger("snf-ganeti.ifscripts")
+PUBLISH_TIMEOUT = 1.0  # Ganeti waits for the NIC script; the spool keeps what is late
+
+
+class NicStore:
+    """Per-tap state files and DHCP binding files, each replaced atomically."""
+
+    def __init__(self, state_dir, bindings_dir):
+        self.state_dir, self.bindings_dir = state_dir, bindings_dir
+
+    def state(self, tap):
+        try:
+            with open(os.path.join(self.state_dir, f"{tap}.json")) as stream:
+                return json.load(stream)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def save_state(self, tap, state):
+        _write_atomically(self.state_dir, f"{tap}.json", json.dumps(state, sort_keys=True))
+
+    def write_binding(self, tap, content):
+        _write_atomically(self.bindings_dir, tap, content, mode=0o644)
+
+    def forget(self, tap):
+        for path in (os.path.join(self.bindings_dir, tap), os.path.join(self.state_dir, f"{tap}.json")):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def _write_atomically(directory, name, content, mode=0o600):
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{name}.tmp")
+    with open(tmp, "w") as stream:
+        stream.write(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, os.path.join(directory, name))
+
+
+def firewall_backend(config):
+    if config.network.firewall_backend == "iptables":
+        from snf_ganeti.ifscripts.iptables import IptablesBackend
+        return IptablesBackend()
+    from snf_ganeti.ifscripts.nft import NftBackend
+    return NftBackend()
+
+
+def ifup(config, environ, publish=True):
+    """Set up the NIC ``environ`` describes; returns the state recorded for it."""
+    nic = nic_mod.parse_env(environ)
+    if nic.is_communication_tap:
+        log.info("%s belongs to Ganeti's instance communication; left alone", nic.tap)
+        return None
+    profiles = parse_profiles(config.network.profiles)
+    plan = plan_nic(nic, config.network, profiles)
+    store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
+    backend = firewall_backend(config)
+    with Host(config.network) as host:
+        host.require_tap(plan.tap)
+        _down(host, backend, store, plan.tap)
+        try:
+            state = host.setup(plan)
+            backend.setup(profiles)
+            backend.apply(plan.tap, plan.filter)
+            if plan.binding is not None:
+                store.write_binding(plan.tap, plan.binding)
+            state.update(instance=nic.instance, mac=nic.mac, profile=plan.filter.profile,
+                         ipv4=str(nic.ip) if nic.ip else None,
+                         ipv6=str(plan.ipv6) if plan.ipv6 else None, link=nic.link,
+                         index=nic.index, network=nic.network.name if nic.network else None,
+                         binding=plan.binding is not None)
+            store.save_state(plan.tap, state)
+        except BaseException:
+            _down(host, backend, store, plan.tap)  # nothing half done
+            raise
+    log.info("%s up: %s %s %s, profile %s", plan.tap, nic.instance, nic.mode, nic.link,
+             plan.filter.profile)
+    if publish:
+        _publish(config, "up", state)
+    return state
+
+
+def ifdown(config, environ, publish=True):
+    """Remove everything tied to the tap named by INTERFACE; fine if the tap is gone."""
+    tap = nic_mod.parse_tap(environ)
+    store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
+    state = store.state(tap)
+    with Host(config.network) as host:
+        _down(host, firewall_backend(config), store, tap, state)
+    log.info("%s down", tap)
+    if publish and state:
+        _publish(config, "down", state)
+    return state
+
+
+def _down(host, backend, store, tap, state=None):
+    state = state if state is not None else store.state(tap)
+    backend.apply(tap, None)
+    host.cleanup(tap, state)
+    store.forget(tap)
+
+
+def _publish(config, action, state):
+    fields = {"action": action, "node": socket.getfqdn(), "instance": state["instance"],
+              "tap": state["tap"], "index": state.get("index"), "mac": state["mac"],
+              "ip": state.get("ipv4"), "ipv6": state.get("ipv6"), "mode": state["mode"],
+              "link": state.get("link"), "network": state.get("network"),
+              "firewall": state.get("profile")}
+    message = nic_event.build(fields, time.time())
+    publish_once(config.amqp, message.routing_key, message.body, message.message_id,
+                 timeout=PUBLISH_TIMEOUT)

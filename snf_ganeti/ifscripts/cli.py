@@ -1,0 +1,38 @@
+"""``snf-ganeti ifup`` / ``ifdown``: Ganeti's KVM NIC script; its part of ``status``."""
+
+import os
+
+from snf_ganeti import cli
+
+PART = "ifscripts"
+
+
+def register(sub, common):
+    p = sub.add_parser(
+        "ifup", parents=[common], help="set up one instance NIC (Ganeti's kvm-vif-bridge)",
+        description="Set up the tap named by $INTERFACE as Ganeti's environment describes it "
+                    "(MODE, LINK, MAC, IP, TAGS, NETWORK_*): bridge or routes, firewall profile, "
+                    "anti-spoofing, DHCP binding. Installed as /etc/ganeti/kvm-vif-bridge. "
+                    "Whatever was tied to the tap's name before is removed first.")
+    p.set_defaults(handler=lambda args: _run(args, "ifup"))
+    p = sub.add_parser(
+        "ifdown", parents=[common], help="remove one NIC's host state",
+        description="Remove everything ifup set up for the tap named by $INTERFACE (firewall, "
+                    "rules, routes, neighbour proxies, DHCP binding). Works after the tap is gone. "
+                    "Ganeti 3.0 never calls it; the hooks do, on stop, migrate and remove.")
+    p.set_defaults(handler=lambda args: _run(args, "ifdown"))
+
+
+def _run(args, action):
+    from snf_ganeti.ifscripts import apply
+    getattr(apply, action)(cli.load_config(args), os.environ)
+    return 0
+
+
+def status(config):
+    try:
+        taps = sorted(n[:-5] for n in os.listdir(config.network.state_dir) if n.endswith(".json"))
+    except FileNotFoundError:
+        taps = []
+    return {"nics_set_up": len(taps), "taps": " ".join(taps) or None,
+            "firewall_backend": config.network.firewall_backend}
