@@ -50,6 +50,16 @@ def _listdir(path):
         return []
 
 
+def port_request(private, uplink, parent_index, network_config):
+    """The netlink request creating a private bridge's VLAN or VXLAN port (pure)."""
+    if private.transport == "vlan":
+        return {"ifname": f"{uplink[:10]}.{private.segment}", "kind": "vlan",
+                "link": parent_index, "vlan_id": private.segment}
+    return {"ifname": f"vxlan{private.segment}", "kind": "vxlan", "vxlan_id": private.segment,
+            "vxlan_link": parent_index, "vxlan_group": network_config.vxlan_group,
+            "vxlan_port": network_config.vxlan_port}
+
+
 class Host:
     """One netlink socket; use as a context manager."""
 
@@ -139,14 +149,8 @@ class Host:
         parent = self.index(uplink) if uplink else None
         if parent is None:
             raise HostError(f"network.private_uplink: no device {uplink!r} to carry {private.name}")
-        if private.transport == "vlan":
-            port = f"{uplink[:10]}.{private.segment}"
-            request = {"ifname": port, "kind": "vlan", "link": parent, "vlan_id": private.segment}
-        else:
-            port = f"vxlan{private.segment}"
-            request = {"ifname": port, "kind": "vxlan", "vxlan_id": private.segment,
-                       "vxlan_link": parent, "vxlan_group": self.config.vxlan_group,
-                       "vxlan_port": self.config.vxlan_port}
+        request = port_request(private, uplink, parent, self.config)
+        port = request["ifname"]
         created = []
         try:
             if self.index(port) is None:

@@ -1,0 +1,170 @@
+"""The NIC script's host edge in namespaces: routed and bridged NICs, private VXLAN networks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from snf_ganeti.config import NetworkConfig
+from snf_ganeti.ifscripts.host import port_request
+from snf_ganeti.ifscripts.plan import PrivateBridge
+from tests.support.procs import ROOT
+
+pytestmark = pytest.mark.integration
+VM_MAC = "aa:6b:39:22:33:44"
+EUI64 = "2001:db8:1:0:a86b:39ff:fe22:3344"
+
+
+def driver(ns, action, env, network=None):
+    argv = ["env", f"PYTHONPATH={ROOT}", *[f"{k}={v}" for k, v in env.items()],
+            sys.executable, "-m", "tests.support.host_driver", action, json.dumps(network or {})]
+    return ns.run(*argv)
+
+
+def routed_env(**extra):
+    return {"INTERFACE": "tap0", "MODE": "routed", "INSTANCE": "snf-1", "MAC": VM_MAC,
+            "LINK": "100", "IP": "192.0.2.10", "NETWORK_SUBNET": "192.0.2.0/24",
+            "NETWORK_GATEWAY": "192.0.2.1", "NETWORK_SUBNET6": "2001:db8:1::/64", **extra}
+
+
+@pytest.fixture
+def routed(netns):
+    """hv (the node) between vm (tap0 <-> eth0) and rtr (uplink0 <-> eth0, the real gateway)."""
+    hv, vm, rtr = netns("hv"), netns("vm"), netns("rtr")
+    netns.veth(hv, vm, "tap0", "eth0")
+    netns.veth(hv, rtr, "uplink0", "eth0")
+    for command in (f"ip link set eth0 address {VM_MAC}", "ip link set eth0 up",
+                    "ip addr add 192.0.2.10/24 dev eth0", "ip route add default via 192.0.2.1"):
+        vm.run(*command.split())
+    for command in ("ip link set eth0 up", "ip addr add 192.0.2.1/24 dev eth0",
+                    "ip -6 addr add 2001:db8:1::1/64 dev eth0 nodad"):
+        rtr.run(*command.split())
+    for command in ("ip link set uplink0 up", "ip link set lo up",
+                    "ip route add 192.0.2.0/24 dev uplink0 table 100",
+                    "ip route add default via 192.0.2.1 dev uplink0 table 100",
+                    "ip -6 route add 2001:db8:1::/64 dev uplink0 table 100",
+                    "ip -6 route add default via 2001:db8:1::1 dev uplink0 table 100",
+                    "ip rule add iif uplink0 lookup 100",
+                    "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
+                    "sysctl -qw net.ipv4.conf.uplink0.proxy_arp=1 net.ipv6.conf.uplink0.proxy_ndp=1"):
+        hv.run(*command.split())
+    return hv, vm, rtr
+
+
+def state_of(hv):
+    return {"rules": hv.run("ip", "rule").stdout + hv.run("ip", "-6", "rule").stdout,
+            "routes": hv.run("ip", "route", "show", "table", "100").stdout +
+            hv.run("ip", "-6", "route", "show", "table", "100").stdout,
+            "proxy": hv.run("ip", "-6", "neigh", "show", "proxy").stdout}
+
+
+def ping(ns, address):
+    return ns.run("busybox", "ping", "-c", "2", "-w", "3", address, check=False).returncode == 0
+
+
+def test_routed_nic_rules_routes_proxy_and_traffic(routed):
+    hv, vm, rtr = routed
+    before = state_of(hv)
+    assert not ping(vm, "192.0.2.1")
+    state = json.loads(driver(hv, "up", routed_env()).stdout)
+    assert state["table"] == 100 and state["proxy_ndp"] == {"address": EUI64, "dev": "uplink0"}
+    after = state_of(hv)
+    assert after["rules"].count("iif tap0 lookup 100") == 2  # IPv4 and IPv6
+    assert "192.0.2.10 dev tap0 proto static" in after["routes"]
+    assert f"{EUI64} dev tap0 proto static" in after["routes"]
+    assert f"{EUI64} dev uplink0 proxy" in after["proxy"]
+    assert hv.run("sysctl", "-n", "net.ipv4.conf.tap0.proxy_arp").stdout.strip() == "1"
+    assert ping(vm, "192.0.2.1") and ping(rtr, "192.0.2.10")
+    driver(hv, "up", routed_env(OLD_STATE=json.dumps(state)))  # twice == once
+    assert state_of(hv) == after
+    driver(hv, "down", {"INTERFACE": "tap0", "OLD_STATE": json.dumps(state)})
+    assert state_of(hv) == before
+    assert not ping(vm, "192.0.2.1")
+
+
+def test_routed_nic_announces_itself_on_the_uplink(routed):
+    hv, vm, rtr = routed
+    capture = rtr.popen(sys.executable, "-c", CAPTURE, "eth0", stdout=subprocess.PIPE, text=True)
+    capture.stdout.readline()  # bound
+    driver(hv, "up", routed_env())
+    seen = capture.communicate(timeout=10)[0]
+    uplink_mac = hv.run("cat", "/sys/class/net/uplink0/address").stdout.strip()
+    assert f"arp-request 192.0.2.10 {uplink_mac}" in seen
+    assert f"arp-reply 192.0.2.10 {uplink_mac}" in seen
+    assert f"na {EUI64} {uplink_mac}" in seen
+
+
+CAPTURE = """
+import ipaddress, socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)); s.bind((sys.argv[1], 0))
+s.settimeout(0.5); print('bound', flush=True); end = time.time() + 5
+while time.time() < end:
+    try: f = s.recv(2048)
+    except socket.timeout: continue
+    kind = f[12:14]
+    if kind == b'\\x08\\x06':
+        op = {1: 'arp-request', 2: 'arp-reply'}[f[21]]
+        print(op, socket.inet_ntoa(f[28:32]), f[22:28].hex(':'))
+    elif kind == b'\\x86\\xdd' and f[20] == 58 and f[54] == 136:
+        opt = f[78:86]
+        print('na', ipaddress.IPv6Address(f[62:78]), opt[2:8].hex(':'))
+"""
+
+
+def test_bridged_nic_takes_the_bridge_mtu(netns):
+    hv, vm = netns("hv"), netns("vm")
+    netns.veth(hv, vm, "tap1", "eth0")
+    hv.run("ip", "link", "add", "br0", "type", "bridge")
+    hv.run("ip", "link", "set", "br0", "mtu", "1400")
+    env = {"INTERFACE": "tap1", "MODE": "bridged", "INSTANCE": "snf-1", "MAC": VM_MAC,
+           "LINK": "br0"}
+    driver(hv, "up", env)
+    link = hv.run("ip", "-o", "link", "show", "tap1").stdout
+    assert "master br0" in link and "mtu 1400" in link and "state" in link
+    result = hv.run(*_driver_argv("up", {**env, "LINK": "nobr"}), check=False)
+    assert result.returncode != 0 and "bridge 'nobr' does not exist" in result.stderr
+
+
+def _driver_argv(action, env):
+    return ["env", f"PYTHONPATH={ROOT}", *[f"{k}={v}" for k, v in env.items()],
+            sys.executable, "-m", "tests.support.host_driver", action, "{}"]
+
+
+def test_vxlan_private_networks_span_nodes_and_stay_apart(netns):
+    """Two nodes joined by an underlay; VMs on prv7 talk across nodes, prv8's VM cannot."""
+    node1, node2 = netns("n1"), netns("n2")
+    netns.veth(node1, node2, "under0", "under0")
+    for i, node in ((1, node1), (2, node2)):
+        node.run("ip", "addr", "add", f"203.0.113.{i}/24", "dev", "under0")
+        node.run("ip", "link", "set", "under0", "up")
+    network = {"private_uplink": "under0"}
+    vms = {}
+    for label, node, tap, bridge, address in (("a", node1, "tap0", "prv7", "10.7.0.1"),
+                                              ("b", node2, "tap0", "prv7", "10.7.0.2"),
+                                              ("c", node2, "tap1", "prv8", "10.7.0.3")):
+        vm = netns(f"vm{label}")
+        netns.veth(node, vm, tap, "eth0")
+        vm.run("ip", "addr", "add", f"{address}/24", "dev", "eth0")
+        vm.run("ip", "link", "set", "eth0", "up")
+        driver(node, "up", {"INTERFACE": tap, "MODE": "bridged", "INSTANCE": f"snf-{label}",
+                            "MAC": f"aa:00:00:00:00:0{ord(label) - 96}", "LINK": bridge}, network)
+        vms[label] = vm
+    assert "vxlan id 7" in node1.run("ip", "-d", "link", "show", "vxlan7").stdout
+    assert ping(vms["a"], "10.7.0.2") and ping(vms["b"], "10.7.0.1")
+    assert not ping(vms["a"], "10.7.0.3") and not ping(vms["c"], "10.7.0.1")
+
+
+def test_vlan_private_bridge_request(netns):
+    private = PrivateBridge("prv5", "vlan", 2995)
+    assert port_request(private, "eth1", 4, NetworkConfig()) == {
+        "ifname": "eth1.2995", "kind": "vlan", "link": 4, "vlan_id": 2995}
+    if not os.path.exists("/proc/net/vlan") and \
+            not os.path.exists("/lib/modules/%s/kernel/net/8021q" % os.uname().release):
+        hv, peer = netns("hv"), netns("peer")
+        netns.veth(hv, peer, "up0", "up0")
+        probe = hv.run("ip", "link", "add", "link", "up0", "name", "up0.5", "type", "vlan",
+                       "id", "5", check=False)
+        if probe.returncode != 0:
+            pytest.skip(f"this kernel has no 802.1Q VLAN support ({probe.stderr.strip()})")
