@@ -1,0 +1,102 @@
+"""The package's NIC script on the real Ganeti cluster: a KVM (TCG) guest behind its profile."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.procs import ROOT
+
+pytestmark = pytest.mark.system
+VIF_BRIDGE = Path("/etc/ganeti/kvm-vif-bridge")
+GUEST_IP = "198.51.100.52"
+OUTSIDE_IP = "198.51.100.60"
+
+
+@pytest.fixture
+def nic_script(ganeti_cluster, amqp_config, tmp_path):
+    """Install ``snf-ganeti ifup`` as Ganeti's kvm-vif-bridge for the test; restore after."""
+    config = tmp_path / "snf-ganeti.yaml"
+    amqp = {**amqp_config.__dict__, "urls": list(amqp_config.urls)}
+    config.write_text(yaml.safe_dump({
+        "amqp": amqp, "network": {"state_dir": str(tmp_path / "nics")},
+        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    saved = VIF_BRIDGE.read_bytes() if VIF_BRIDGE.exists() else None
+    tables_before = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    VIF_BRIDGE.write_text(f"#!/bin/sh\nexport PYTHONPATH={ROOT} SNF_GANETI_CONFIG={config}\n"
+                          f"exec {sys.executable} -m snf_ganeti.cli ifup\n")
+    VIF_BRIDGE.chmod(0o755)
+    yield tmp_path
+    for state in (tmp_path / "nics").glob("*.json"):  # Ganeti 3.0 calls no ifdown
+        subprocess.run([sys.executable, "-m", "snf_ganeti.cli", "--config", str(config), "ifdown"],
+                       env={**os.environ, "PYTHONPATH": ROOT, "INTERFACE": state.stem}, check=True)
+    if "snf_ganeti" not in tables_before:  # the firewall skeleton this test brought
+        for family in ("inet", "bridge", "arp"):
+            subprocess.run(["nft", "delete", "table", family, "snf_ganeti"], capture_output=True)
+    if saved is None:
+        VIF_BRIDGE.unlink()
+    else:
+        VIF_BRIDGE.write_bytes(saved)
+
+
+@pytest.fixture
+def outside(netns, ganeti_cluster):
+    """A namespace on the cluster's bridge: the network the guest is reached from."""
+    out = netns("out")
+    host_end = netns.ifname("so")
+    netns.veth(None, out, host_end, "eth0")
+    subprocess.run(["ip", "link", "set", host_end, "master", ganeti_cluster.bridge, "up"],
+                   check=True)
+    out.run("ip", "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
+    out.run("ip", "link", "set", "eth0", "up")
+    return out
+
+
+def reachable(ns, port=None, timeout=2.0):
+    if port is None:
+        return ns.run("busybox", "ping", "-c", "1", "-W", "2", GUEST_IP, check=False).returncode == 0
+    code = ("import socket,sys\ns=socket.socket();s.settimeout(%s)\n"
+            "try: s.connect((%r,%d)); print(s.recv(64))\nexcept OSError: sys.exit(1)"
+            % (timeout, GUEST_IP, port))
+    return ns.run(sys.executable, "-c", code, check=False).returncode == 0
+
+
+def wait_until(predicate, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_kvm_guest_is_reachable_as_its_profile_says(ganeti_cluster, ganeti_instance_name,
+                                                    nic_script, outside, consumer):
+    name = ganeti_instance_name
+    ganeti_cluster.gnt(
+        "instance", "add", "-t", "diskless", "-o", ganeti_cluster.os_name, "--no-start",
+        "--no-name-check", "--no-ip-check", "-n", ganeti_cluster.node, "-B", "memory=128M",
+        "-H", f"kvm:kernel_args=panic=-1 sandbox_ip={GUEST_IP}/24 "
+              f"sandbox_gw={ganeti_cluster.node_ip}",
+        "--net", f"0:mode=bridged,link={ganeti_cluster.bridge},ip={GUEST_IP}",
+        "--tags", "synnefo:network:0:protected", name)
+    ganeti_cluster.gnt("instance", "startup", name)
+    assert wait_until(lambda: reachable(outside)), "guest never answered ping (ICMP passes)"
+    assert not reachable(outside, port=7), "protected let a new TCP connection in"
+    states = list((nic_script / "nics").glob("*.json"))
+    assert len(states) == 1
+    state = json.loads(states[0].read_text())
+    assert state["profile"] == "protected" and state["instance"] == name
+    events = [json.loads(body) for _, body in consumer.drain(expect=1)]
+    assert events[0]["type"] == "snf-nic-event" and events[0]["firewall"] == "protected"
+
+    ganeti_cluster.gnt("instance", "remove-tags", name, "synnefo:network:0:protected")
+    ganeti_cluster.gnt("instance", "add-tags", name, "synnefo:network:0:unprotected")
+    ganeti_cluster.gnt("instance", "reboot", "--type=hard", name)
+    assert wait_until(lambda: reachable(outside, port=7)), "unprotected did not let TCP 7 in"
+    ganeti_cluster.gnt("instance", "shutdown", "--timeout=0", name)
