@@ -1,0 +1,70 @@
+"""ifup/ifdown end to end in a namespace: idempotency, MAC change, cycles, bad input."""
+
+import json
+import sys
+
+import pytest
+import yaml
+
+from tests.support.procs import ROOT
+
+pytestmark = pytest.mark.integration
+ENV = {"INTERFACE": "tap0", "MODE": "routed", "INSTANCE": "snf-1", "MAC": "aa:00:00:11:22:33",
+       "LINK": "100", "IP": "192.0.2.10", "NETWORK_SUBNET": "192.0.2.0/24",
+       "NETWORK_GATEWAY": "192.0.2.1", "NETWORK_SUBNET6": "2001:db8:1::/64",
+       "NETWORK_TAGS": "nfdhcpd", "INTERFACE_INDEX": "0", "TAGS": "synnefo:network:0:limited"}
+
+
+@pytest.fixture
+def node(netns, tmp_path):
+    hv, vm = netns("hv"), netns("vm")
+    netns.veth(hv, vm, "tap0", "eth0")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "amqp": {"spool_dir": str(tmp_path / "spool")},
+        "network": {"state_dir": str(tmp_path / "nics")},
+        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    return hv, str(config)
+
+
+def drive(node, *actions, env=ENV, check=True):
+    hv, config = node
+    result = hv.run("env", f"PYTHONPATH={ROOT}", *[f"{k}={v}" for k, v in env.items()],
+                    sys.executable, "-m", "tests.support.ifup_driver", config, *actions,
+                    check=check, timeout=600)
+    return [json.loads(line) for line in result.stdout.splitlines()] if check else result
+
+
+def without_action(snapshot):
+    return {k: v for k, v in snapshot.items() if k != "action"}
+
+
+def test_ifup_twice_equals_once_and_new_mac_equals_fresh(node):
+    first_down, once, twice, down = map(without_action, drive(node, "cycles:1", "up", "up", "down"))
+    baseline = first_down  # the firewall's skeleton stays; nothing tied to the tap does
+    assert "tap0" not in baseline["firewall"] and "tap0" not in baseline["rules"]
+    assert once == twice
+    assert "tap0" in once["firewall"] and "iif tap0" in once["rules"]
+    assert once["state_files"] == ["tap0.json"] and once["bindings"] == ["tap0"]
+    assert down == baseline
+    new_mac = "aa:00:00:99:88:77"
+    reused = without_action(drive(node, "up", f"up:{new_mac}")[-1])
+    fresh = without_action(drive(node, "down", f"up:{new_mac}")[-1])
+    assert reused == fresh and new_mac in fresh["firewall"] and "11:22:33" not in fresh["firewall"]
+
+
+def test_500_up_down_cycles_leave_nothing_behind(node):
+    baseline, after = map(without_action, drive(node, "cycles:1", "cycles:500"))
+    assert after == baseline
+
+
+@pytest.mark.parametrize("change, variable", [
+    ({"MAC": "not-a-mac"}, "MAC"), ({"IP": "192.0.2.999"}, "IP"), ({"MODE": "tunnel"}, "MODE"),
+    ({"INTERFACE": "tap9"}, "INTERFACE"), ({"TAGS": "synnefo:network:0:nosuch"}, "TAGS")])
+def test_bad_input_changes_nothing(node, change, variable):
+    (baseline,) = drive(node, "listing")
+    result = drive(node, "up", env={**ENV, **change}, check=False)
+    assert result.returncode != 0
+    assert f"{variable}: " in result.stderr.strip().splitlines()[-1]
+    (after,) = drive(node, "listing")
+    assert without_action(after) == without_action(baseline)
