@@ -63,8 +63,8 @@ class NicFilter:
     tap: str
     mode: str                   # "bridged" or "routed"
     mac: str                    # the only source MAC the VM may use
-    ipv4: tuple                 # the only IPv4 sources (empty: no IPv4 from the VM)
-    ipv6: tuple                 # the only IPv6 sources (global EUI-64 and link-local)
+    ipv4: tuple | None          # the only IPv4 sources; (): no IPv4 at all; None: unchecked
+    ipv6: tuple | None          # the only IPv6 sources (global EUI-64 and link-local); idem
     profile: str | None         # None: no filtering toward the VM
     mac_prefix: tuple | None = None   # (prefix, mask): only frames from it reach the VM
     bridge: str | None = None

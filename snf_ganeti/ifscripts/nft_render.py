@@ -193,8 +193,8 @@ def nic_objects(nic):
     """The chains and map elements that enforce ``nic`` (a NicFilter)."""
     tap = check_tap(nic.tap)
     mac = _mac(nic.mac)
-    ipv4 = [_address(a, 4) for a in nic.ipv4]
-    ipv6 = [_address(a, 6) for a in nic.ipv6]
+    ipv4 = None if nic.ipv4 is None else tuple(_address(a, 4) for a in nic.ipv4)
+    ipv6 = None if nic.ipv6 is None else tuple(_address(a, 6) for a in nic.ipv6)
     if nic.mode == "bridged":
         chains = [Chain("bridge", f"from_{tap}", bridged_from_vm(mac, ipv4, ipv6))]
         if nic.mac_prefix:
@@ -217,7 +217,8 @@ def nic_objects(nic):
 
 
 def bridged_from_vm(mac, ipv4, ipv6):
-    allowed = (["arp", "ip"] if ipv4 else []) + (["ip6"] if ipv6 else [])
+    # None: addresses unchecked (a NIC without one, e.g. on a private network); (): none allowed.
+    allowed = (["arp", "ip"] if ipv4 != () else []) + (["ip6"] if ipv6 != () else [])
     rules = [[match(payload("ether", "saddr"), mac, "!="), DROP]]
     # Only the protocols checked below: anything else (802.1Q-tagged frames above all)
     # would carry addresses nobody looked at.
@@ -225,7 +226,7 @@ def bridged_from_vm(mac, ipv4, ipv6):
                  if allowed else [DROP])
     if ipv4:
         rules.append([match(payload("arp", "saddr ether"), mac, "!="), DROP])
-        rules.append([match(payload("arp", "saddr ip"), values(["0.0.0.0"] + ipv4), "!="), DROP])
+        rules.append([match(payload("arp", "saddr ip"), values(["0.0.0.0", *ipv4]), "!="), DROP])
     return tuple(rules + _ip_sources(ipv4, ipv6, "bridge"))
 
 
@@ -235,11 +236,13 @@ def routed_from_vm(mac, ipv4, ipv6):
 
 
 def arp_from_vm(mac, ipv4):
-    if not ipv4:
+    if ipv4 == ():
         return ([DROP],)
+    if ipv4 is None:
+        return ([match(payload("arp", "saddr ether"), mac, "!="), DROP],)
     return ([match(payload("arp", "saddr ether"), mac, "!="), DROP],
             # 0.0.0.0: RFC 5227 address probes
-            [match(payload("arp", "saddr ip"), values(["0.0.0.0"] + ipv4), "!="), DROP])
+            [match(payload("arp", "saddr ip"), values(["0.0.0.0", *ipv4]), "!="), DROP])
 
 
 def _ip_sources(ipv4, ipv6, family):
@@ -251,7 +254,7 @@ def _ip_sources(ipv4, ipv6, family):
                       match(payload("udp", "sport"), 68), match(payload("udp", "dport"), 67),
                       RETURN])
         rules.append([match(payload("ip", "saddr"), values(ipv4), "!="), DROP])
-    elif family == "inet":
+    elif family == "inet" and ipv4 is not None:
         rules.append([_only("ipv4", family), DROP])
     if ipv6:
         rules.append([match(payload("ip6", "saddr"), "::"),
@@ -259,7 +262,7 @@ def _ip_sources(ipv4, ipv6, family):
                       match(payload("icmpv6", "type"), values(UNSPECIFIED_SOURCE_ICMPV6)),
                       RETURN])
         rules.append([match(payload("ip6", "saddr"), values(ipv6), "!="), DROP])
-    elif family == "inet":
+    elif family == "inet" and ipv6 is not None:
         rules.append([_only("ipv6", family), DROP])
     return rules
 

@@ -79,8 +79,10 @@ def plan_nic(nic, network_config, profiles):
                         gateway=network.gateway if network else None)
     nic_filter = NicFilter(
         tap=nic.tap, mode=nic.mode, mac=nic.mac,
-        ipv4=(str(nic.ip),) if nic.ip else (),
-        ipv6=tuple(str(a) for a in (ipv6, link_local(nic.mac)) if a),
+        # A NIC without an address of a family (private networks: the user sets it)
+        # is not checked for that family; its MAC always is.
+        ipv4=(str(nic.ip),) if nic.ip else None,
+        ipv6=(str(ipv6), str(link_local(nic.mac))) if ipv6 else None,
         profile=profile,
         mac_prefix=(masked_mac(nic.mac, mask), mask) if mac_filtered else None,
         bridge=bridge)

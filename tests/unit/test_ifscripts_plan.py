@@ -88,3 +88,9 @@ def test_bad_environment_names_the_variable(changes, variable, problem):
         planned(**changes)
     message = str(err.value)
     assert message.startswith(f"{variable}: ") and problem in message and "\n" not in message
+
+
+def test_nic_without_addresses_is_checked_by_mac_only():
+    p = planned(MODE="bridged", LINK="prv7", IP=None, NETWORK_SUBNET=None, NETWORK_SUBNET6=None,
+                NETWORK_GATEWAY=None, TAGS="")
+    assert p.filter.ipv4 is None and p.filter.ipv6 is None and p.filter.mac == "aa:6b:39:22:33:44"

@@ -7,6 +7,7 @@ can be checked for idempotency and exact removal here.
 """
 
 import copy
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -401,3 +402,13 @@ def test_backend_reports_plan_problems_as_firewall_errors():
     with pytest.raises(FirewallError, match="^nftables tap0: the bridge table snf_ganeti is not"):
         NftBackend(ScriptedNft([])).apply("tap0", nic())
     assert NftBackend(ScriptedNft(KERNEL_JSON)).taps() == {"tap1", "tap9"}
+
+
+def test_unchecked_addresses_keep_the_mac_check():
+    for mode in ("bridged", "routed"):
+        chains = r.nic_objects(nic(mode=mode, ipv4=None, ipv6=None)).chains
+        text = json.dumps([c.rules for c in chains])
+        assert '"field": "saddr"}}, "right": "' + MAC.lower() in text.lower()
+        assert '"protocol": "ip", "field": "saddr"' not in text
+        assert '"protocol": "ip6", "field": "saddr"' not in text
+        assert '"saddr ip"' not in text
