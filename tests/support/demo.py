@@ -22,6 +22,9 @@ WORK = "/var/tmp/snf-ganeti-demo"
 CLUSTER = os.path.join(ROOT, "scripts", "ganeti-cluster")
 PYTHON = sys.executable
 INSTANCE = "snf-demo-1.example.test"
+KVM_INSTANCE = "snf-demo-kvm.example.test"
+GUEST_IP = "198.51.100.53"
+VIF_BRIDGE = "/etc/ganeti/kvm-vif-bridge"
 NETWORK = "snf-net-demo"
 
 
@@ -63,7 +66,9 @@ def main():
     config = os.path.join(WORK, "snf-ganeti.yaml")
     with open(config, "w") as stream:
         yaml.safe_dump({"amqp": {"urls": [broker.url], "spool_dir": f"{WORK}/spool"},
-                        "eventd": {"state_dir": f"{WORK}/eventd", "heartbeat_interval": 0}},
+                        "eventd": {"state_dir": f"{WORK}/eventd", "heartbeat_interval": 0},
+                        "network": {"state_dir": f"{WORK}/nics"},
+                        "dhcp": {"bindings_dir": f"{WORK}/dhcp"}},
                        stream)
     received, processes, pumps = [], [], []
     try:
@@ -91,6 +96,7 @@ def main():
         gnt("gnt-instance", "reboot", INSTANCE)
         gnt("gnt-instance", "shutdown", INSTANCE)
         cleanup(check=True)
+        kvm_guest(config)
         time.sleep(3)
         say("snf-ganeti status")
         status = subprocess.run([CLUSTER, "run", "env", f"PYTHONPATH={ROOT}", PYTHON, "-m",
@@ -108,6 +114,40 @@ def main():
         broker.destroy()
     say(f"the feed printed {len(received)} messages from the broker")
     return 0 if received else 1
+
+
+def kvm_guest(config):
+    """A KVM (TCG) guest plumbed by snf-ganeti's NIC script, behind the protected profile."""
+    say("a KVM guest whose tap snf-ganeti ifup plumbs (as /etc/ganeti/kvm-vif-bridge)")
+    saved = open(VIF_BRIDGE, "rb").read() if os.path.exists(VIF_BRIDGE) else None
+    with open(VIF_BRIDGE, "w") as stream:
+        stream.write(f"#!/bin/sh\nexport PYTHONPATH={ROOT} SNF_GANETI_CONFIG={config}\n"
+                     f"exec {PYTHON} -m snf_ganeti.cli ifup\n")
+    os.chmod(VIF_BRIDGE, 0o755)
+    try:
+        gnt("gnt-instance", "add", "-t", "diskless", "-o", "snf-test+default", "--no-start",
+            "--no-name-check", "--no-ip-check", "-n", "gnt1.example.test", "-B", "memory=128M",
+            "-H", f"kvm:kernel_args=panic=-1 sandbox_ip={GUEST_IP}/24 sandbox_gw=198.51.100.1",
+            "--net", f"0:mode=bridged,link=gntbr0,ip={GUEST_IP}",
+            "--tags", "synnefo:network:0:protected", KVM_INSTANCE)
+        gnt("gnt-instance", "startup", KVM_INSTANCE)
+        for _ in range(60):
+            if subprocess.run(["busybox", "ping", "-c", "1", "-W", "1", GUEST_IP],
+                              capture_output=True).returncode == 0:
+                print(f"guest {GUEST_IP} answers ping", flush=True)
+                break
+        subprocess.run(["nft", "list", "table", "bridge", "snf_ganeti"])
+    finally:
+        gnt("gnt-instance", "remove", "-f", "--shutdown-timeout=0", KVM_INSTANCE, check=False)
+        for name in os.listdir(os.path.join(WORK, "nics")) if os.path.isdir(
+                os.path.join(WORK, "nics")) else []:  # Ganeti 3.0 calls no ifdown
+            subprocess.run([PYTHON, "-m", "snf_ganeti.cli", "--config", config, "ifdown"],
+                           env={**os.environ, "PYTHONPATH": ROOT, "INTERFACE": name[:-5]})
+        if saved is None:
+            os.unlink(VIF_BRIDGE)
+        else:
+            with open(VIF_BRIDGE, "wb") as stream:
+                stream.write(saved)
 
 
 def cleanup(check):
