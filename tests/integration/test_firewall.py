@@ -23,7 +23,7 @@ from tests.fixtures import netns as netns_mod
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = ["nftables"]
+BACKENDS = ["nftables", "iptables"]
 DRIVER = str(Path(__file__).resolve().parents[1] / "support" / "firewall_driver.py")
 PROFILES = ["protected", "limited", "unprotected", None]
 VM_MAC, OUT_MAC, TAP_MAC = "02:00:00:00:00:10", "02:00:00:00:00:20", "cc:47:52:4e:45:54"

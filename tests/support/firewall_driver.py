@@ -28,7 +28,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-BACKENDS = {"nftables": ("snf_ganeti.ifscripts.nft", "NftBackend")}
+BACKENDS = {"nftables": ("snf_ganeti.ifscripts.nft", "NftBackend"),
+            "iptables": ("snf_ganeti.ifscripts.iptables", "IptablesBackend")}
 MARKER = b"snft-"
 ETH_P_ALL, ETH_P_IP, ETH_P_ARP, ETH_P_IPV6 = 0x0003, 0x0800, 0x0806, 0x86DD
 PACKET_OUTGOING = 4

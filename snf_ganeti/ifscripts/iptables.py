@@ -1,0 +1,473 @@
+"""The legacy-iptables firewall backend, for hosts not yet on nftables.
+
+Same interface and same guarantees as :mod:`snf_ganeti.ifscripts.nft`:
+``setup(profiles)``, ``apply(tap, nic|None)``, ``listing()``, ``taps()``,
+``teardown()``, all in the current network namespace. The ruleset (and what
+stays linear in the number of NICs) is described in
+:mod:`snf_ganeti.ifscripts.iptables_render`.
+
+Tools: python-iptables (``iptc``) for the IPv4/IPv6 rules. It drives libiptc,
+i.e. always the *legacy* xtables tables, whatever ``update-alternatives`` says
+``iptables`` is; one ``commit()`` replaces one table atomically. ``ipset``,
+``ebtables-restore``/``ebtables-save`` and ``arptables`` run as commands (no
+Python binding exists), each checked, each failure one line. Whichever
+variant ``ebtables``/``arptables`` point to is used: kernels without
+``CONFIG_BRIDGE_NF_EBTABLES_LEGACY`` (like the test machine's) need the nft one.
+
+Atomicity: each iptables table is one commit, ebtables-nft changes one
+transaction; the ipset elements and arptables commands of one apply are
+ordered so that a tap is never less filtered than before while it changes.
+Every change holds ``/run/xtables.lock``, the lock iptables itself takes, so
+concurrent NIC scripts (and ``iptables -w``) never interleave.
+"""
+
+import contextlib
+import fcntl
+import ipaddress
+import shutil
+import subprocess
+
+from snf_ganeti.ifscripts import iptables_render as r
+from snf_ganeti.ifscripts.nft import FirewallError
+
+LOCK = "/run/xtables.lock"
+TABLES = ("raw", "filter")
+COMMAND_TIMEOUT = 30
+
+
+class IptablesBackend:
+    """snf-ganeti's firewall in legacy iptables + ipset + ebtables/arptables."""
+
+    name = "iptables"
+
+    def __init__(self, lock_path=LOCK):
+        self._lock_path = lock_path
+        self._iptc = None
+        # Legacy arp_tables goes with legacy xtables, and each of its changes costs a
+        # table swap (~1 ms) where arptables-nft pays an nftables commit (~4 ms).
+        self._arptables = "arptables-legacy" if shutil.which("arptables-legacy") else "arptables"
+
+    # --- the interface -------------------------------------------------------------------
+
+    def setup(self, profiles):
+        """Create or update the sets, chains and jumps; commits nothing when all is right."""
+        try:
+            sk = r.skeleton(profiles)
+        except ValueError as err:
+            raise FirewallError(f"iptables setup: {err}") from None
+        with self._locked():
+            sets = self._sets()
+            self._ipset([r.create_set(name) for name in sk.sets if name not in sets], "setup")
+            sets = self._sets()
+            wanted_keys = {r.profile_key(name) for name in profiles}
+            in_use = {r.set_key(name) for name, members in sets.items()
+                      if members and r.set_key(name) is not None}
+            for family in r.FAMILIES:
+                table = self._table(family, "filter")
+                if table.is_chain(r.BRIDGED):
+                    in_use.update(x.target.name[len(r.PROFILE_CHAIN):]
+                                  for x in self._chain(table, r.BRIDGED).rules
+                                  if x.target and x.target.name.startswith(r.PROFILE_CHAIN))
+            in_use -= wanted_keys
+            for (family, table), chains in sk.chains.items():
+                self._converge(family, table, chains, in_use, wanted_keys)
+            obsolete = [name for name in sets if r.set_key(name) is not None
+                        and r.set_key(name) not in wanted_keys | in_use]
+            self._ipset([f"destroy {name}" for name in sorted(obsolete)], "setup")
+
+    def apply(self, tap, nic):
+        """Replace whatever is tied to ``tap`` with what ``nic`` needs (None: nothing)."""
+        try:
+            r.check_tap(tap)
+            if nic is not None and nic.tap != tap:
+                raise ValueError(f"the filter is for {nic.tap}")
+            plan = r.nic_plan(nic) if nic is not None else None
+        except ValueError as err:
+            raise FirewallError(f"iptables {tap}: {err}") from None
+        with self._locked():
+            sets = self._sets()
+            if plan is not None:
+                self._check_set_up(sets, nic, plan)
+            old = {(name, e) for name, members in sets.items() for e in members
+                   if r.element_tap(e)[0] == tap}
+            new = plan.elements if plan else set()
+            index = r.index_sets()
+            # The index sets (membership) are added first and removed last: the tap is
+            # checked during the whole change, and what it has is always found again.
+            first = [f"add {s} {e}" for s, e in sorted(new - old) if s in index]
+            changes = ([f"del {s} {e}" for s, e in sorted(old - new) if s not in index]
+                       + [f"add {s} {e}" for s, e in sorted(new - old) if s not in index])
+            last = [f"del {s} {e}" for s, e in sorted(old - new) if s in index]
+            if any(line.startswith("add") for line in changes) or first:
+                self._ipset(first + changes, tap)
+            else:
+                last = changes + last
+            routed = {s for s, _ in old | new} & {r.vm_set(f) for f in r.FAMILIES}
+            bridged = r.br_set() in {s for s, _ in old | new}
+            for family in r.FAMILIES:
+                if routed:
+                    self._apply_tap_rule(family, "raw", r.MAC_CHAIN, tap,
+                                         plan.mac_rules.get(family) if plan else None)
+                if bridged:
+                    self._apply_tap_rule(family, "filter", r.BRIDGED, tap,
+                                         plan.bridged_rules.get(family) if plan else None)
+            if bridged:
+                self._restore("ebtables-restore",
+                              r.eb_apply_lines(self._l2("ebtables-save", "nat"), tap, plan), tap)
+            if routed:
+                for cmd in r.arp_apply_commands(self._arp_state(), tap, plan):
+                    self._arp(cmd, tap)
+            self._ipset(last, tap)
+
+    def listing(self):
+        """Everything snf-ganeti owns as text (names without the ``snf-`` prefix)."""
+        lines = []
+        sets = self._sets()
+        if sets:
+            lines.append("ipset")
+            for name in sorted(sets):
+                lines += r.set_lines(name, sets[name])
+        for family in r.FAMILIES:
+            for table in TABLES:
+                lines += self._table_lines(family, table)
+        for title, state in (("bridge nat", self._l2("ebtables-save", "nat")),
+                             ("arp filter", self._arp_state())):
+            if state.chains or state.jumps:
+                lines.append(f"table {title}")
+                lines += _chain_lines(state.jumps, state.chains)
+        return "".join(line + "\n" for line in lines)
+
+    def taps(self):
+        """The names of the taps that have anything in our sets, chains or rules."""
+        names = {r.element_tap(e)[0] for members in self._sets().values() for e in members}
+        for family in r.FAMILIES:
+            for table_name, chain in r.TAP_RULE_CHAINS:
+                table = self._table(family, table_name)
+                if table.is_chain(chain):
+                    names.update(_rule_tap(x) for x in self._chain(table, chain).rules)
+        for state in (self._l2("ebtables-save", "nat"), self._arp_state()):
+            names |= state.tap_chains()
+            for chain, option in ((r.FROM, "-i"), (r.PRV, "-o")):
+                names.update(r.rule_iface(rule, option) for rule in state.chains.get(chain, []))
+        names.discard(None)
+        return names
+
+    def teardown(self):
+        """Remove everything snf-ganeti owns; the rest of every table stays as it was."""
+        with self._locked():
+            for family in r.FAMILIES:
+                for name in TABLES:
+                    table = self._table(family, name)
+                    ours = [c for c in table.chains if c.name.startswith(r.PREFIX)]
+                    changed = self._drop_jumps(table)
+                    for chain in ours:
+                        chain.flush()
+                    for chain in ours:
+                        table.delete_chain(chain.name)
+                    self._commit(table, changed or ours, f"iptables teardown ({family} {name})")
+            self._ipset([f"destroy {name}" for name in sorted(self._sets())], "teardown")
+            self._restore("ebtables-restore",
+                          r.eb_teardown_lines(self._l2("ebtables-save", "nat")), "teardown")
+            for cmd in r.arp_teardown_commands(self._arp_state()):
+                self._arp(cmd, "teardown")
+
+    # --- iptables through python-iptables ------------------------------------------------
+
+    def _module(self):
+        if self._iptc is None:
+            try:
+                import iptc
+            except ImportError:
+                raise FirewallError("iptables: python3-iptables is not installed") from None
+            except Exception as err:  # libxtables/libiptc missing or unusable
+                raise FirewallError(f"iptables: python-iptables unusable: {err}") from None
+            self._iptc = iptc
+        return self._iptc
+
+    def _table(self, family, name):
+        """The table as the kernel holds it now, changed only by an explicit commit."""
+        iptc = self._module()
+        try:
+            table = (iptc.Table6 if family == "ip6" else iptc.Table)(name)
+            table.autocommit = False
+            table.refresh()
+        except Exception as err:
+            raise FirewallError(f"iptables: cannot read the {family} {name} table: "
+                                f"{_one_line(err)}") from None
+        return table
+
+    def _chain(self, table, name):
+        return self._module().Chain(table, name)
+
+    def _commit(self, table, changed, what):
+        if not changed:
+            return
+        try:
+            table.commit()
+        except Exception as err:
+            table.refresh()
+            raise FirewallError(f"{what}: {_one_line(err)}") from None
+        finally:
+            table.refresh()
+
+    def build_rule(self, family, tokens):
+        """A python-iptables rule from iptables-style tokens; ValueError if it cannot be."""
+        iptc = self._module()
+        rule = iptc.Rule6() if family == "ip6" else iptc.Rule()
+        current, i = None, 0
+        try:
+            while i < len(tokens):
+                negate = tokens[i] == "!"
+                if negate:
+                    i += 1
+                option = tokens[i]
+                values = []
+                i += 1
+                while i < len(tokens) and tokens[i] != "!" and not tokens[i].startswith("-"):
+                    values.append(tokens[i])
+                    i += 1
+                value = values[0] if values else ""
+                attribute = {"-s": "src", "-d": "dst", "-p": "protocol", "-i": "in_interface",
+                             "-o": "out_interface"}.get(option)
+                if attribute:
+                    if attribute == "protocol" and family == "ip6" and value == "ipv6-icmp":
+                        value = "58"
+                    setattr(rule, attribute, ("!" if negate else "") + value)
+                elif option == "-m":
+                    current = rule.create_match(value)
+                elif option == "-j":
+                    current = rule.create_target(value)
+                elif option.startswith("--") and current is not None:
+                    if len(values) > 1:
+                        current.set_parameter(option[2:], (["!"] if negate else []) + values)
+                    else:
+                        current.set_parameter(option[2:], ("!" if negate else "") + value)
+                else:
+                    raise ValueError(f"unexpected {option!r}")
+        except Exception as err:
+            raise ValueError(f"cannot build rule {' '.join(tokens)!r}: {_one_line(err)}") from None
+        return rule
+
+    def _converge(self, family, table_name, chains, in_use, wanted_keys):
+        table = self._table(family, table_name)
+        changed = False
+        existing = {c.name for c in table.chains}
+        for name in (c for t, c in r.TAP_RULE_CHAINS if t == table_name and c not in existing):
+            table.create_chain(name)
+            changed = True
+        wanted = dict(chains)
+        if table_name == "filter":
+            # A profile that left the configuration keeps its chain while taps still use it.
+            wanted[r.TO] = r.to_rules(wanted_keys | in_use, family)
+        for name in wanted:
+            if name not in existing:
+                table.create_chain(name)
+                changed = True
+        for name, rules in wanted.items():
+            try:
+                built = [self.build_rule(family, tokens) for tokens in rules]
+            except ValueError as err:
+                raise FirewallError(f"iptables setup: {err}") from None
+            chain = self._chain(table, name)
+            if [rule_text(x) for x in chain.rules] != [rule_text(x) for x in built]:
+                chain.flush()
+                for rule in built:
+                    chain.append_rule(rule)
+                changed = True
+        for builtin, target in ((b, t) for t_name, b, t in r.JUMPS if t_name == table_name):
+            jumps = [x for x in self._chain(table, builtin).rules
+                     if x.target and x.target.name == target]
+            if not jumps:
+                self._chain(table, builtin).insert_rule(self.build_rule(family, ["-j", target]))
+                changed = True
+            for extra in jumps[1:]:
+                self._chain(table, builtin).delete_rule(extra)
+                changed = True
+        keep = {r.PROFILE_CHAIN + key for key in wanted_keys | in_use}
+        for chain in list(table.chains):
+            if chain.name.startswith(r.PROFILE_CHAIN) and chain.name not in keep:
+                chain.flush()
+                table.delete_chain(chain.name)
+                changed = True
+        self._commit(table, changed, f"iptables setup ({family} {table_name})")
+
+    def _apply_tap_rule(self, family, table_name, chain_name, tap, tokens):
+        """Make ``tap``'s rule in one of the per-tap chains ``tokens`` (None: no rule)."""
+        table = self._table(family, table_name)
+        if not table.is_chain(chain_name):
+            if tokens:
+                raise FirewallError(f"iptables {tap}: the iptables firewall is not set up")
+            return
+        chain = self._chain(table, chain_name)
+        old = [x for x in chain.rules if _rule_tap(x) == tap]
+        new = self.build_rule(family, tokens) if tokens else None
+        if new is not None and [rule_text(x) for x in old] == [rule_text(new)]:
+            return
+        for rule in old:
+            chain.delete_rule(rule)
+        if new is not None:
+            chain.append_rule(new)
+        self._commit(table, True, f"iptables {tap} ({family})")
+
+    def _drop_jumps(self, table):
+        """Delete our jumps from the builtin chains (in the handle); whether there were any."""
+        dropped = False
+        for chain in table.chains:
+            if chain.is_builtin():
+                for rule in chain.rules:
+                    if rule.target and rule.target.name.startswith(r.PREFIX):
+                        chain.delete_rule(rule)
+                        dropped = True
+        return dropped
+
+    def _table_lines(self, family, name):
+        table = self._table(family, name)
+        jumps, chains = [], {}
+        for chain in table.chains:
+            if chain.is_builtin():
+                jumps += [(chain.name, rule_text(x)) for x in chain.rules
+                          if x.target and x.target.name.startswith(r.PREFIX)]
+            elif chain.name.startswith(r.PREFIX):
+                chains[chain.name] = [rule_text(x) for x in chain.rules]
+        if not jumps and not chains:
+            return []
+        return [f"table {family} {name}"] + _chain_lines(jumps, chains)
+
+    def _check_set_up(self, sets, nic, plan):
+        if not all(name in sets for name in r.base_sets()):
+            raise FirewallError(f"iptables {nic.tap}: the iptables firewall is not set up")
+        if nic.profile is not None and r.to_set(nic.profile, "ip") not in sets:
+            raise FirewallError(f"iptables {nic.tap}: firewall profile {nic.profile!r} "
+                                f"is not set up")
+        if plan.needs_br_netfilter:
+            for version in ("", "6"):
+                path = f"/proc/sys/net/bridge/bridge-nf-call-ip{version}tables"
+                try:
+                    with open(path) as stream:
+                        on = stream.read().strip() == "1"
+                except OSError:
+                    on = False
+                if not on:
+                    raise FirewallError(
+                        f"iptables {nic.tap}: a profile on a bridged NIC needs br_netfilter "
+                        f"with net.bridge.bridge-nf-call-ip{version}tables=1")
+
+    # --- commands ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self):
+        try:
+            stream = open(self._lock_path, "a")
+        except OSError as err:
+            raise FirewallError(f"iptables: cannot open {self._lock_path}: "
+                                f"{err.strerror}") from None
+        with stream:
+            fcntl.flock(stream, fcntl.LOCK_EX)
+            yield
+
+    def _run(self, argv, what, stdin=None):
+        try:
+            proc = subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                                  timeout=COMMAND_TIMEOUT)
+        except FileNotFoundError:
+            raise FirewallError(f"{what}: {argv[0]} is not installed") from None
+        except subprocess.TimeoutExpired:
+            raise FirewallError(f"{what}: {argv[0]} did not finish") from None
+        if proc.returncode != 0:
+            raise FirewallError(f"{what}: {' '.join(argv[:1] + argv[1:4])}: "
+                                f"{_one_line(proc.stderr or proc.stdout)}")
+        return proc.stdout
+
+    def _arp(self, cmd, what):
+        self._run([self._arptables, *cmd], f"arptables {what}")
+
+    def _arp_state(self):
+        if self._arptables == "arptables-legacy":
+            return r.parse_arp_list(self._run([self._arptables, "-L", "-n"], "arptables"))
+        return self._l2("arptables-save", "filter")
+
+    def _sets(self):
+        return r.parse_ipset_save(self._run(["ipset", "save"], "ipset"))
+
+    def _ipset(self, lines, what):
+        if lines:
+            self._run(["ipset", "-exist", "restore"], f"ipset {what}",
+                      "".join(line + "\n" for line in lines))
+
+    def _l2(self, command, table):
+        return r.parse_save(self._run([command], command), table)
+
+    def _restore(self, command, lines, what):
+        if lines:
+            self._run([command, "--noflush"], f"{command.split('-')[0]} {what}",
+                      "".join(line + "\n" for line in lines))
+
+
+def _rule_tap(rule):
+    """The tap a rule of snf-mac (-i TAP) or snf-bridged (--physdev-out TAP) is for."""
+    if rule.in_interface:
+        return rule.in_interface
+    for match in rule.matches:
+        if match.name == "physdev":
+            out = match.get_all_parameters().get("physdev-out")
+            if out:
+                return out[-1]
+    return None
+
+
+def rule_text(rule):
+    """A python-iptables rule as iptables-like text: equal rules give equal text."""
+    parts = []
+    for option, value, default in (("-s", rule.src, None), ("-d", rule.dst, None),
+                                   ("-i", rule.in_interface, None),
+                                   ("-o", rule.out_interface, None),
+                                   ("-p", rule.protocol, "ip")):
+        if value is None or value == default:
+            continue
+        negated = value.startswith("!")
+        value = value.lstrip("!")
+        if option in ("-s", "-d"):
+            value = _network(value)
+            if value is None:
+                continue
+        parts += (["!"] if negated else []) + [option, value]
+    for match in rule.matches:
+        parts += ["-m", match.name] + _parameters(match.get_all_parameters())
+    if rule.target is not None and rule.target.name:
+        parts += ["-g" if rule.target.goto else "-j", rule.target.name]
+        parts += _parameters(rule.target.get_all_parameters())
+    return " ".join(parts)
+
+
+def _network(text):
+    """'addr/mask' (netmask or length) as addr/len; None for 0/0 and ::/0."""
+    net = ipaddress.ip_network(text, strict=False)
+    return None if net.prefixlen == 0 else str(net)
+
+
+def _parameters(params):
+    parts = []
+    for name, values in params.items():
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        negated = bool(values) and values[0] == "!"
+        parts += (["!"] if negated else []) + [f"--{name}"]
+        parts += [str(v) for v in values[1 if negated else 0:] if str(v)]
+    return parts
+
+
+def _chain_lines(jumps, chains):
+    """Builtin chains (only our jumps in them) then our chains, as listing lines."""
+    lines = []
+    for builtin in sorted({chain for chain, _ in jumps}):
+        lines.append(f"  chain {builtin} {{ hook {builtin.lower()} }}")
+        lines += [f"    {r.show(rule)}" for chain, rule in jumps if chain == builtin]
+    for name in sorted(chains):
+        lines.append(f"  chain {r.show(name)}")
+        lines += [f"    {r.show(rule)}" for rule in chains[name]]
+    return lines
+
+
+def _one_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()
+             and not line.startswith("Try `")]
+    return "; ".join(dict.fromkeys(lines)) or "failed without saying why"

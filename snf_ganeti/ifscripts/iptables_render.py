@@ -1,0 +1,549 @@
+"""The legacy-iptables ruleset snf-ganeti owns, planned as plain data (no kernel here).
+
+Every object carries the prefix ``snf-``; nothing else is ever touched. Layer 3
+is xtables (python-iptables, i.e. libiptc: the *legacy* kernel tables) plus
+ipset, layer 2 is ebtables (bridged NICs) and arptables (routed NICs):
+
+- ``raw PREROUTING -> snf-from`` (IPv4 and IPv6, before conntrack): packets
+  from routed taps. ``snf-vm4/6`` (hash:net,iface, ``0/0,TAP``) says whether a
+  packet comes from a managed tap at all, ``snf-src4/6`` (hash:net,iface,
+  ``ADDR,TAP``) whether its source is the tap's own: two hash lookups whatever
+  the number of NICs. ``snf-mac`` holds one ``-i TAP -m mac ! --mac-source``
+  rule per routed tap (the kernel has no ipset type keyed by MAC);
+- ``filter FORWARD -> snf-to``: traffic toward VMs. Routed: one rule per
+  *profile* looks the packet's output interface up in ``snf-to4/6-<profile>``
+  (``0/0,TAP``) and jumps to ``snf-profile_<profile>``, so the cost grows with
+  the number of profiles, not NICs. Bridged (br_netfilter): ``snf-bridged``
+  holds one ``-m physdev --physdev-out TAP`` rule per tap with a profile, as
+  the ``set`` match cannot look up the bridge port (ipset's ``physdev:``
+  elements only ever match from the SET target, never from ``-m set``);
+- ebtables ``nat PREROUTING -> snf-from``: ``-i TAP -j snf-from_TAP`` per
+  bridged tap (before the bridge learns the source MAC): source MAC, EtherType,
+  ARP sender and IP source addresses; ``nat POSTROUTING -> snf-prv``:
+  ``-o TAP -s ! PREFIX/MASK -j DROP`` per tap on a MAC-filtered private network;
+- arptables ``filter INPUT -> snf-from``: ``-i TAP -j snf-from_TAP`` per routed tap.
+
+ebtables and arptables have no set keyed by interface and no verdict map, so
+their dispatch is one rule per tap; that is the part that stays linear.
+"""
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+# The same validation as the nftables backend: the two must accept the same NICs.
+from snf_ganeti.ifscripts.nft_render import _mac as mac
+from snf_ganeti.ifscripts.nft_render import check_tap
+
+PREFIX = "snf-"
+FAMILIES = ("ip", "ip6")
+VERSION = {"ip": 4, "ip6": 6}
+ANY = {"ip": "0.0.0.0/0", "ip6": "::/0"}
+# chains in the iptables tables: (table, builtin chain, our chain it jumps to)
+JUMPS = (("raw", "PREROUTING", "snf-from"), ("filter", "FORWARD", "snf-to"))
+FROM, MAC_CHAIN, TO, BRIDGED = "snf-from", "snf-mac", "snf-to", "snf-bridged"
+# chains setup creates but whose rules belong to taps: (table, chain)
+TAP_RULE_CHAINS = (("raw", MAC_CHAIN), ("filter", BRIDGED))
+PROFILE_CHAIN = "snf-profile_"
+TAP_CHAIN = "snf-from_"
+PRV = "snf-prv"
+# ebtables (table nat) and arptables (table filter): builtin chain -> our dispatch chain
+EB_JUMPS = (("PREROUTING", FROM), ("POSTROUTING", PRV))
+ARP_JUMPS = (("INPUT", FROM),)
+MULTIPORT_MAX = 15
+# What an unconfigured IPv6 stack sends from :: (RFC 4862 DAD, RFC 4861 RS, RFC 3590 MLD).
+UNSPECIFIED_SOURCE_ICMPV6 = (133, 135, 143)
+
+# nft's ICMP type names (the profile model's spelling) as numbers both tools take
+ICMP_TYPES = {
+    "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
+    "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10,
+    "time-exceeded": 11, "parameter-problem": 12, "timestamp-request": 13,
+    "timestamp-reply": 14, "info-request": 15, "info-reply": 16,
+    "address-mask-request": 17, "address-mask-reply": 18}
+ICMPV6_TYPES = {
+    "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3,
+    "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
+    "mld-listener-query": 130, "mld-listener-report": 131, "mld-listener-done": 132,
+    "mld-listener-reduction": 132, "nd-router-solicit": 133, "nd-router-advert": 134,
+    "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137,
+    "router-renumbering": 138, "ind-neighbor-solicit": 141, "ind-neighbor-advert": 142,
+    "mld2-listener-report": 143}
+
+
+# --- names --------------------------------------------------------------------------------
+
+def profile_key(name):
+    """The profile's name as it fits in chain (28) and set (31) names; '.' marks a digest."""
+    if len(name) <= 16:
+        return name
+    return f"{name[:7]}.{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def profile_chain(name):
+    return PROFILE_CHAIN + profile_key(name)
+
+
+def to_set(name, family):
+    return to_set_of_key(profile_key(name), family)
+
+
+def to_set_of_key(key, family):
+    return f"{PREFIX}to{VERSION[family]}-{key}"
+
+
+def set_key(name):
+    """The profile key of a dispatch set (snf-to4-KEY), or None for the other sets."""
+    found = _SET_RE.match(name)
+    return name[found.end():] if found and name[len(PREFIX):].startswith("to") else None
+
+
+def vm_set(family):
+    return f"{PREFIX}vm{VERSION[family]}"
+
+
+def src_set(family):
+    return f"{PREFIX}src{VERSION[family]}"
+
+
+def br_set():
+    """Index of the bridged taps (``0.0.0.0/0,TAP``), matched by no rule: an apply reads
+    ebtables only for taps in it or becoming bridged, arptables only for those in snf-vm4."""
+    return f"{PREFIX}br4"
+
+
+def index_sets():
+    """The sets whose elements say a tap exists: added first, removed last."""
+    return {vm_set("ip"), vm_set("ip6"), br_set()}
+
+
+def base_sets():
+    return [name(f) for name in (vm_set, src_set) for f in FAMILIES] + [br_set()]
+
+
+_SET_RE = re.compile(r"^" + re.escape(PREFIX) + r"(?:vm|src|to|br)([46])(?:-|$)")
+
+
+def set_family(name):
+    """'ip' or 'ip6' for one of our set names."""
+    found = _SET_RE.match(name)
+    if not found:
+        raise ValueError(f"{name!r} is not one of our sets")
+    return "ip6" if found.group(1) == "6" else "ip"
+
+
+def create_set(name):
+    family = "inet6" if set_family(name) == "ip6" else "inet"
+    return f"create {name} hash:net,iface family {family}"
+
+
+def address(value, version):
+    """An address, or a network with its prefix length; host routes without one."""
+    try:
+        net = ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise ValueError(f"bad IPv{version} address {value!r}") from None
+    if net.version != version:
+        raise ValueError(f"{value!r} is not an IPv{version} address")
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def icmp_type(name, family):
+    table = ICMPV6_TYPES if family == "ip6" else ICMP_TYPES
+    if str(name).isdigit() and int(name) < 256:
+        return int(name)
+    if name not in table:
+        raise ValueError(f"unknown ICMP{'v6' if family == 'ip6' else ''} type {name!r}")
+    return table[name]
+
+
+# --- the skeleton (iptables and ipset) ----------------------------------------------------
+
+def from_rules(family):
+    """snf-from: only managed routed taps are checked, each against its own sources."""
+    rules = [["-m", "set", "!", "--match-set", vm_set(family), "src,src", "-j", "RETURN"],
+             ["-j", MAC_CHAIN]]
+    if family == "ip":
+        # A DHCP client has no address yet; its DISCOVER/REQUEST go to the DHCP server.
+        rules.append(["-s", "0.0.0.0/32", "-d", "255.255.255.255/32", "-p", "udp", "-m", "udp",
+                      "--sport", "68", "--dport", "67", "-j", "RETURN"])
+    else:
+        rules += [["-s", "::/128", "-d", "ff02::/16", "-p", "ipv6-icmp", "-m", "icmp6",
+                   "--icmpv6-type", str(t), "-j", "RETURN"] for t in UNSPECIFIED_SOURCE_ICMPV6]
+    rules += [["-m", "set", "--match-set", src_set(family), "src,src", "-j", "RETURN"],
+              ["-j", "DROP"]]
+    return rules
+
+
+def to_rules(keys, family):
+    """snf-to: bridged packets to snf-bridged, routed ones one lookup per profile (by key)."""
+    return [["-m", "physdev", "--physdev-is-bridged", "-j", BRIDGED]] + [
+        ["-m", "set", "--match-set", to_set_of_key(key, family), "dst,dst",
+         "-j", PROFILE_CHAIN + key] for key in sorted(keys)]
+
+
+def profile_rules(profile, family):
+    """The profile toward the VM for one IP version; stateless like the original."""
+    rules = []
+    for rule in profile.rules:
+        if {"ip": "ipv4", "ip6": "ipv6"}[family] in rule.families:
+            rules += [r + ["-j", "ACCEPT"] for r in _profile_rule(rule, family)]
+    return rules + [["-j", profile.default.upper()]]
+
+
+def _profile_rule(rule, family):
+    if rule.proto in ("icmp", "icmpv6"):
+        # ip6tables' "-p icmp" is protocol 1, never ICMPv6 (spec §2.9): ipv6-icmp it is.
+        proto, match, option = (("ipv6-icmp", "icmp6", "--icmpv6-type") if family == "ip6"
+                                else ("icmp", "icmp", "--icmp-type"))
+        if not rule.icmp_types:
+            return [["-p", proto]]
+        return [["-p", proto, "-m", match, option, str(icmp_type(t, family))]
+                for t in rule.icmp_types]
+    rules = []
+    for dports in _chunks(rule.dport):
+        for sports in _chunks(rule.sport):
+            tokens, own = ["-p", rule.proto], []
+            for option, ports in (("dport", dports), ("sport", sports)):
+                if len(ports) == 1:
+                    own += [f"--{option}", str(ports[0])]
+                elif ports:
+                    tokens += ["-m", "multiport", f"--{option}s", ",".join(map(str, ports))]
+            if rule.not_syn:
+                # iptables' "! --syn": anything but a bare SYN, so replies (SYN-ACK) pass.
+                own += ["!", "--syn"]
+            if own:
+                tokens += ["-m", rule.proto] + own
+            rules.append(tokens)
+    return rules
+
+
+def _chunks(ports):
+    ports = list(ports)
+    return [ports[i:i + MULTIPORT_MAX] for i in range(0, len(ports), MULTIPORT_MAX)] or [[]]
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """What setup owns in the iptables tables: {(family, table): {chain: rules}}."""
+
+    chains: dict
+    sets: tuple
+
+
+def skeleton(profiles):
+    chains = {}
+    for family in FAMILIES:
+        chains[(family, "raw")] = {FROM: from_rules(family)}
+        filter_chains = {TO: to_rules([profile_key(n) for n in profiles], family)}
+        for profile in profiles.values():
+            filter_chains[profile_chain(profile.name)] = profile_rules(profile, family)
+        chains[(family, "filter")] = filter_chains
+    sets = base_sets() + [to_set(name, f) for name in profiles for f in FAMILIES]
+    return Skeleton(chains, tuple(sets))
+
+
+# --- one NIC ------------------------------------------------------------------------------
+
+@dataclass
+class NicPlan:
+    """Everything one tap needs, in each tool."""
+
+    tap: str
+    elements: set = field(default_factory=set)     # {(set name, "net,iface")}
+    mac_rules: dict = field(default_factory=dict)  # family -> rule tokens in snf-mac
+    bridged_rules: dict = field(default_factory=dict)  # family -> rule tokens in snf-bridged
+    eb_chain: list = field(default_factory=list)   # ebtables rule tokens of snf-from_TAP
+    eb_prv: list = field(default_factory=list)     # ebtables rule tokens in snf-prv
+    arp_chain: list = field(default_factory=list)  # arptables rule tokens of snf-from_TAP
+    needs_br_netfilter: bool = False
+
+
+def nic_plan(nic):
+    """The objects that enforce ``nic`` (a NicFilter); ValueError if it cannot be."""
+    tap = check_tap(nic.tap)
+    vm_mac = mac(nic.mac)
+    ipv4 = [address(a, 4) for a in nic.ipv4]
+    ipv6 = [address(a, 6) for a in nic.ipv6]
+    plan = NicPlan(tap)
+    if nic.mode == "routed":
+        for family, addresses in (("ip", ipv4), ("ip6", ipv6)):
+            plan.elements.add((vm_set(family), f"{ANY[family]},{tap}"))
+            plan.elements.update((src_set(family), f"{a},{tap}") for a in addresses)
+            plan.mac_rules[family] = mac_rule(tap, vm_mac)
+        plan.arp_chain = arp_from_vm(vm_mac, ipv4)
+        if nic.profile is not None:
+            plan.elements.update((to_set(nic.profile, f), f"{ANY[f]},{tap}") for f in FAMILIES)
+    elif nic.mode == "bridged":
+        plan.elements.add((br_set(), f"{ANY['ip']},{tap}"))
+        plan.eb_chain = bridged_from_vm(vm_mac, ipv4, ipv6)
+        if nic.mac_prefix:
+            prefix, mask = (mac(m) for m in nic.mac_prefix)
+            plan.eb_prv = prv_rule(tap, prefix, mask)
+        if nic.profile is not None:
+            plan.needs_br_netfilter = True
+            plan.bridged_rules = {f: bridged_rule(tap, nic.profile) for f in FAMILIES}
+    else:
+        raise ValueError(f"mode {nic.mode!r} has no firewall (bridged or routed)")
+    return plan
+
+
+def bridged_rule(tap, profile):
+    return ["-m", "physdev", "--physdev-out", tap, "--physdev-is-bridged",
+            "-j", profile_chain(profile)]
+
+
+def mac_rule(tap, vm_mac):
+    return ["-i", tap, "-m", "mac", "!", "--mac-source", vm_mac, "-j", "DROP"]
+
+
+def tap_chain(tap):
+    return TAP_CHAIN + tap
+
+
+def bridged_from_vm(vm_mac, ipv4, ipv6):
+    """ebtables rules of snf-from_TAP: everything a bridged VM may send, then DROP."""
+    rules = [["-s", "!", vm_mac, "-j", "DROP"]]
+    if ipv4:
+        rules.append(["-p", "ARP", "--arp-mac-src", "!", vm_mac, "-j", "DROP"])
+        # 0.0.0.0: RFC 5227 address probes
+        rules += [["-p", "ARP", "--arp-ip-src", a, "-j", "RETURN"] for a in ["0.0.0.0", *ipv4]]
+        rules.append(["-p", "ARP", "-j", "DROP"])
+        rules.append(["-p", "IPv4", "--ip-src", "0.0.0.0", "--ip-dst", "255.255.255.255",
+                      "--ip-proto", "udp", "--ip-sport", "68", "--ip-dport", "67", "-j", "RETURN"])
+        rules += [["-p", "IPv4", "--ip-src", a, "-j", "RETURN"] for a in ipv4]
+    if ipv6:
+        rules += [["-p", "IPv6", "--ip6-src", "::", "--ip6-dst", "ff02::/16", "--ip6-proto",
+                   "ipv6-icmp", "--ip6-icmp-type", str(t), "-j", "RETURN"]
+                  for t in UNSPECIFIED_SOURCE_ICMPV6]
+        rules += [["-p", "IPv6", "--ip6-src", a, "-j", "RETURN"] for a in ipv6]
+    # Anything else (802.1Q-tagged frames above all) carries addresses nobody looked at.
+    return rules + [["-j", "DROP"]]
+
+
+def prv_rule(tap, prefix, mask):
+    return ["-o", tap, "-s", "!", f"{prefix}/{mask}", "-j", "DROP"]
+
+
+def arp_from_vm(vm_mac, ipv4):
+    """arptables rules of snf-from_TAP for a routed VM (the node is the only one to fool)."""
+    if not ipv4:
+        return [["-j", "DROP"]]
+    return ([["--source-mac", "!", vm_mac, "-j", "DROP"]]
+            + [["-s", a, "-j", "RETURN"] for a in ["0.0.0.0", *ipv4]] + [["-j", "DROP"]])
+
+
+# --- reading what the layer-2 tools print -------------------------------------------------
+
+@dataclass
+class L2State:
+    """Our chains in one ebtables/arptables table: {chain: [rule text]} and our jumps."""
+
+    chains: dict = field(default_factory=dict)
+    jumps: list = field(default_factory=list)   # (builtin chain, rule text)
+
+    def tap_chains(self):
+        return {name[len(TAP_CHAIN):] for name in self.chains if name.startswith(TAP_CHAIN)}
+
+
+def parse_save(text, table):
+    """Our part of ``ebtables-save``/``arptables-save`` output for ``table``."""
+    state, current = L2State(), None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            current = line[1:]
+            continue
+        if current != table:
+            continue
+        if line.startswith(":"):
+            name = line[1:].split()[0]
+            if name.startswith(PREFIX):
+                state.chains.setdefault(name, [])
+        elif line.startswith("-A "):
+            _, chain, rest = line.split(" ", 2)
+            if chain.startswith(PREFIX):
+                state.chains.setdefault(chain, []).append(rest)
+            elif _jump_target(rest).startswith(PREFIX):
+                state.jumps.append((chain, rest))
+    return state
+
+
+def _jump_target(rule_text):
+    tokens = rule_text.split()
+    for i, token in enumerate(tokens[:-1]):
+        if token == "-j":
+            return tokens[i + 1]
+    return ""
+
+
+def rule_iface(rule_text, option):
+    """The interface a rule text names with ``option`` (-i or -o), or None."""
+    tokens = rule_text.split()
+    for i, token in enumerate(tokens[:-1]):
+        if token == option:
+            return tokens[i + 1]
+    return None
+
+
+def parse_ipset_save(text):
+    """{set name: {elements}} of our sets in ``ipset save`` output."""
+    sets = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].startswith(PREFIX):
+            if parts[0] == "create":
+                sets.setdefault(parts[1], set())
+            elif parts[0] == "add" and len(parts) >= 3:
+                sets.setdefault(parts[1], set()).add(parts[2])
+    return sets
+
+
+def element_tap(element):
+    """(tap, physdev?) of a hash:net,iface element."""
+    iface = element.split(",", 1)[1]
+    return (iface[len("physdev:"):], True) if iface.startswith("physdev:") else (iface, False)
+
+
+# --- canonical text -----------------------------------------------------------------------
+
+_MAC_TEXT = re.compile(r"\b[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}\b")
+_OWN_NAME = re.compile(r"(?<![\w-])" + re.escape(PREFIX))
+
+
+def show(text):
+    """A rule or name as listings show it: MACs in lower case, without our prefix."""
+    return _OWN_NAME.sub("", _MAC_TEXT.sub(lambda m: m.group(0).lower(), text))
+
+
+def set_lines(name, elements):
+    """A set as listing lines; dispatch sets say which chain their members reach."""
+    lines = [f"  set {show(name)} hash:net,iface"]
+    key = set_key(name)
+    target = show(PROFILE_CHAIN + key) if key is not None else None
+    for element in sorted(elements):
+        net, _ = element.split(",", 1)
+        tap, physdev = element_tap(element)
+        text = f'    "{tap}"' + (" physdev" if physdev else "")
+        if target:
+            text += f" : jump {target}"
+        elif not net.endswith("/0"):
+            text += f" {net}"
+        lines.append(text)
+    return lines
+
+
+# --- layer-2 changes ----------------------------------------------------------------------
+
+def _tap_rules(rules, tap, option):
+    return [r for r in rules if rule_iface(r, option) == tap]
+
+
+def eb_apply_lines(state, tap, plan):
+    """``ebtables-restore --noflush`` lines (table nat) replacing ``tap``'s objects: one
+    transaction with ebtables-nft. The dispatch chains exist while some tap needs them."""
+    chain = tap_chain(tap)
+    new_chain = plan.eb_chain if plan else []
+    new_prv = plan.eb_prv if plan else []
+    old_from = _tap_rules(state.chains.get(FROM, []), tap, "-i")
+    old_prv = _tap_rules(state.chains.get(PRV, []), tap, "-o")
+    need = {FROM: len(state.chains.get(FROM, [])) > len(old_from) or bool(new_chain),
+            PRV: len(state.chains.get(PRV, [])) > len(old_prv) or bool(new_prv)}
+    lines = [f":{name} RETURN" for name in (FROM, PRV) if need[name] and name not in state.chains]
+    if new_chain:
+        lines.append(f"-F {chain}" if chain in state.chains else f":{chain} RETURN")
+        lines += [f"-A {chain} {' '.join(rule)}" for rule in new_chain]
+    lines += [f"-D {FROM} {rule}" for rule in old_from] + [f"-D {PRV} {rule}" for rule in old_prv]
+    if chain in state.chains and not new_chain:
+        lines += [f"-F {chain}", f"-X {chain}"]
+    if new_chain:
+        lines.append(f"-A {FROM} -i {tap} -j {chain}")
+    if new_prv:
+        lines.append(f"-A {PRV} {' '.join(new_prv)}")
+    lines += _skeleton_jumps(state, EB_JUMPS, need, "-I {builtin} 1 -j {target}")
+    if not lines:
+        return []
+    return ["*nat", *lines]
+
+
+def _skeleton_jumps(state, jumps, need, add_format):
+    lines = []
+    for builtin, target in jumps:
+        have = [rule for chain, rule in state.jumps if chain == builtin and _jump_target(rule) == target]
+        if need[target] and not have:
+            lines.append(add_format.format(builtin=builtin, target=target))
+        elif not need[target]:
+            lines += [f"-D {builtin} {rule}" for rule in have]
+            if target in state.chains:
+                # Already emptied by this batch: ebtables-nft-restore fails a -X after a
+                # -F of a chain whose rules were deleted earlier in the same batch.
+                lines.append(f"-X {target}")
+    return lines
+
+
+def eb_teardown_lines(state):
+    lines = [f"-D {builtin} {rule}" for builtin, rule in state.jumps]
+    lines += [f"-F {name}" for name in sorted(state.chains)]
+    lines += [f"-X {name}" for name in sorted(state.chains)]
+    return ["*nat", *lines] if lines else []
+
+
+def arp_apply_commands(state, tap, plan):
+    """arptables commands replacing ``tap``'s objects, in an order that never lets the
+    tap's ARP through unchecked while it is re-applied. Single commands, not one
+    transaction: arptables-nft-restore 1.8.9 --noflush cannot delete (-D, -F, -X
+    fail) nor append to a chain the file does not declare (and declaring flushes)."""
+    chain = tap_chain(tap)
+    new = plan.arp_chain if plan else []
+    dispatch = state.chains.get(FROM, [])
+    old = _tap_rules(dispatch, tap, "-i")
+    had = chain in state.chains
+    need = len(dispatch) > len(old) or bool(new)
+    guard = ["-i", tap, "-j", "DROP"]
+    replacing = (had or bool(old)) and bool(new)
+    cmds = [["-I", FROM, "1", *guard]] if replacing else []
+    cmds += [["-D", FROM, *rule.split()] for rule in old]   # by full spec (spec §2.11)
+    if had:
+        cmds += [["-F", chain], ["-X", chain]]
+    if new:
+        if FROM not in state.chains:
+            cmds.append(["-N", FROM])
+        cmds += [["-N", chain]] + [["-A", chain, *rule] for rule in new]
+        cmds.append(["-A", FROM, "-i", tap, "-j", chain])
+        for builtin, target in ARP_JUMPS:
+            if not any(c == builtin and _jump_target(x) == target for c, x in state.jumps):
+                cmds.append(["-I", builtin, "1", "-j", target])
+    if replacing:
+        cmds.append(["-D", FROM, *guard])
+    if not need:
+        cmds += [["-D", builtin, *rule.split()] for builtin, rule in state.jumps]
+        if FROM in state.chains:
+            cmds.append(["-X", FROM])
+    return cmds
+
+
+def arp_teardown_commands(state):
+    cmds = [["-D", builtin, *rule.split()] for builtin, rule in state.jumps]
+    cmds += [["-F", name] for name in sorted(state.chains)]
+    return cmds + [["-X", name] for name in sorted(state.chains)]
+
+
+def parse_arp_list(text):
+    """Our part of ``arptables-legacy -L -n`` (its -save script reads the nft variant)."""
+    state, chain, builtin = L2State(), None, False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Chain "):
+            chain = line.split()[1]
+            builtin = "(policy" in line
+            if chain.startswith(PREFIX):
+                state.chains.setdefault(chain, [])
+        elif line and chain:
+            if chain.startswith(PREFIX):
+                state.chains[chain].append(line)
+            elif builtin and _jump_target(line).startswith(PREFIX):
+                state.jumps.append((chain, line))
+    return state

@@ -1,0 +1,218 @@
+"""The legacy-iptables ruleset as data: profiles, per-tap plans, layer-2 batches (no kernel)."""
+
+import pytest
+
+from snf_ganeti.ifscripts import iptables_render as r
+from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES, NicFilter, parse_profiles
+
+pytestmark = pytest.mark.unit
+PROFILES = parse_profiles(DEFAULT_PROFILES)
+MAC = "02:00:00:00:00:10"
+
+
+def nic(tap="tap0", mode="bridged", profile="limited", **kw):
+    fields = dict(tap=tap, mode=mode, mac=MAC, ipv4=("192.0.2.10",),
+                  ipv6=("2001:db8::10", "fe80::ff:fe00:10"), profile=profile)
+    return NicFilter(**{**fields, **kw})
+
+
+def test_icmpv6_rules_match_ipv6_icmp_not_protocol_1():
+    v6 = r.profile_rules(PROFILES["protected"], "ip6")
+    icmp = [rule for rule in v6 if "icmp6" in rule]
+    assert icmp and all(rule[:2] == ["-p", "ipv6-icmp"] for rule in icmp)
+    assert ["-p", "icmp", "-j", "ACCEPT"] not in v6
+    assert ["-p", "icmp", "-j", "ACCEPT"] in r.profile_rules(PROFILES["protected"], "ip")
+    assert {rule[rule.index("--icmpv6-type") + 1] for rule in icmp} >= {"134", "135", "136", "137"}
+
+
+def test_profile_rules_keep_order_and_end_with_the_default():
+    limited = r.profile_rules(PROFILES["limited"], "ip")
+    assert limited[0] == ["-p", "tcp", "-m", "tcp", "!", "--syn", "-j", "ACCEPT"]
+    assert limited[1] == ["-p", "tcp", "-m", "multiport", "--dports", "22,3389", "-j", "ACCEPT"]
+    assert limited[-1] == ["-j", "DROP"]
+    assert r.profile_rules(PROFILES["unprotected"], "ip6") == [["-j", "ACCEPT"]]
+
+
+def test_many_ports_are_split_for_multiport():
+    profile = parse_profiles({"p": {"rules": [{"proto": "udp", "dport": list(range(1, 21)),
+                                               "sport": [7, 9]}]}})["p"]
+    rules = r.profile_rules(profile, "ip")[:-1]
+    assert len(rules) == 2
+    assert all(rule.count("multiport") == 2 for rule in rules)
+    assert rules[0][rules[0].index("--dports") + 1].count(",") == r.MULTIPORT_MAX - 1
+
+
+def test_unknown_icmp_type_is_an_error():
+    profile = parse_profiles({"p": {"rules": [{"proto": "icmp", "icmp_types": ["nosuch"]}]}})["p"]
+    with pytest.raises(ValueError, match="nosuch"):
+        r.profile_rules(profile, "ip")
+
+
+def test_long_profile_names_fit_chain_and_set_names():
+    long = "a-profile-with-a-very-long-name"
+    assert len(r.profile_chain(long)) <= 28 and len(r.to_set(long, "ip6")) <= 31
+    assert r.profile_key(long) != r.profile_key(long + "x")
+    assert r.set_key(r.to_set(long, "ip")) == r.profile_key(long)
+    assert r.set_family(r.to_set(long, "ip6")) == "ip6" and r.set_family(r.src_set("ip")) == "ip"
+    assert r.set_key(r.vm_set("ip")) is None
+
+
+def test_skeleton_dispatch_is_one_rule_per_profile_not_per_nic():
+    sk = r.skeleton(PROFILES)
+    to = sk.chains[("ip", "filter")][r.TO]
+    assert len(to) == 1 + len(PROFILES)
+    assert to[0] == ["-m", "physdev", "--physdev-is-bridged", "-j", r.BRIDGED]
+    assert set(sk.sets) >= {"snf-vm4", "snf-src6", "snf-br4", "snf-to4-limited"}
+    assert all(name.startswith(r.PREFIX) for name in sk.sets)
+
+
+def test_routed_plan_uses_sets_a_mac_rule_and_arp():
+    plan = r.nic_plan(nic(mode="routed", tap="tap1"))
+    assert plan.elements == {
+        ("snf-vm4", "0.0.0.0/0,tap1"), ("snf-vm6", "::/0,tap1"),
+        ("snf-src4", "192.0.2.10,tap1"), ("snf-src6", "2001:db8::10,tap1"),
+        ("snf-src6", "fe80::ff:fe00:10,tap1"),
+        ("snf-to4-limited", "0.0.0.0/0,tap1"), ("snf-to6-limited", "::/0,tap1")}
+    assert plan.mac_rules["ip"] == ["-i", "tap1", "-m", "mac", "!", "--mac-source", MAC,
+                                    "-j", "DROP"]
+    assert plan.arp_chain[0] == ["--source-mac", "!", MAC, "-j", "DROP"]
+    assert ["-s", "0.0.0.0", "-j", "RETURN"] in plan.arp_chain and plan.arp_chain[-1] == ["-j", "DROP"]
+    assert not plan.eb_chain and not plan.bridged_rules and not plan.needs_br_netfilter
+
+
+def test_bridged_plan_is_ebtables_plus_a_physdev_rule():
+    plan = r.nic_plan(nic(mac_prefix=("02:00:00:00:00:00", "ff:ff:f0:00:00:00")))
+    assert plan.elements == {("snf-br4", "0.0.0.0/0,tap0")}
+    assert plan.bridged_rules["ip6"][-1] == "snf-profile_limited"
+    assert plan.needs_br_netfilter
+    assert plan.eb_chain[0] == ["-s", "!", MAC, "-j", "DROP"] and plan.eb_chain[-1] == ["-j", "DROP"]
+    assert ["-p", "IPv6", "--ip6-src", "fe80::ff:fe00:10", "-j", "RETURN"] in plan.eb_chain
+    assert plan.eb_prv == ["-o", "tap0", "-s", "!", "02:00:00:00:00:00/ff:ff:f0:00:00:00",
+                           "-j", "DROP"]
+    assert not r.nic_plan(nic(profile=None)).needs_br_netfilter
+
+
+def test_no_ipv4_means_no_arp_and_no_ipv4():
+    bridged = r.nic_plan(nic(ipv4=()))
+    assert not any("ARP" in rule or "IPv4" in rule for rule in bridged.eb_chain)
+    routed = r.nic_plan(nic(mode="routed", ipv4=()))
+    assert routed.arp_chain == [["-j", "DROP"]]
+    assert ("snf-vm4", "0.0.0.0/0,tap0") in routed.elements
+    assert not any(s == "snf-src4" for s, _ in routed.elements)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"mac": "nope"}, "bad MAC"), ({"ipv4": ("2001:db8::1",)}, "not an IPv4"),
+    ({"ipv4": ("300.1.1.1",)}, "bad IPv4"), ({"mode": "openvswitch"}, "no firewall"),
+    ({"tap": "bad name"}, "bad tap name")])
+def test_bad_nics_are_value_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        r.nic_plan(nic(**change))
+
+
+SAVED = """# Generated by ebtables-save
+*filter
+:INPUT ACCEPT
+-A INPUT -j someone-else
+*nat
+:PREROUTING ACCEPT
+:POSTROUTING ACCEPT
+:snf-from RETURN
+:snf-from_tap0 RETURN
+:snf-prv RETURN
+:other RETURN
+-A PREROUTING -j snf-from
+-A PREROUTING -j other
+-A POSTROUTING -j snf-prv
+-A snf-from -i tap0 -j snf-from_tap0
+-A snf-from_tap0 -s ! 02:00:00:00:00:10 -j DROP
+-A snf-prv -s ! 02:00:00:00:00:00/ff:ff:f0:00:00:00 -o tap0 -j DROP
+-A other -j ACCEPT
+"""
+
+
+def test_parse_save_keeps_only_ours():
+    state = r.parse_save(SAVED, "nat")
+    assert set(state.chains) == {"snf-from", "snf-from_tap0", "snf-prv"}
+    assert state.jumps == [("PREROUTING", "-j snf-from"), ("POSTROUTING", "-j snf-prv")]
+    assert state.tap_chains() == {"tap0"}
+
+
+def test_ebtables_removal_of_the_last_tap_removes_the_skeleton_in_one_batch():
+    lines = r.eb_apply_lines(r.parse_save(SAVED, "nat"), "tap0", None)
+    assert lines[0] == "*nat"
+    assert lines.index("-D snf-from -i tap0 -j snf-from_tap0") < lines.index("-X snf-from_tap0")
+    assert "-D PREROUTING -j snf-from" in lines and lines[-1] == "-X snf-prv"
+    assert "-F snf-from" not in lines        # ebtables-nft-restore refuses -X after that
+    assert not any("other" in line for line in lines)
+
+
+def test_ebtables_fresh_tap_creates_the_skeleton_and_a_second_tap_does_not():
+    plan = r.nic_plan(nic(tap="tap1", profile=None))
+    fresh = r.eb_apply_lines(r.L2State(), "tap1", plan)
+    assert ":snf-from RETURN" in fresh and "-I PREROUTING 1 -j snf-from" in fresh
+    assert ":snf-prv RETURN" not in fresh and fresh[-1] == "-I PREROUTING 1 -j snf-from"
+    second = r.eb_apply_lines(r.parse_save(SAVED, "nat"), "tap1", plan)
+    assert ":snf-from RETURN" not in second and "-A snf-from -i tap1 -j snf-from_tap1" in second
+    assert not any(line.startswith("-D") for line in second)
+    assert r.eb_apply_lines(r.parse_save(SAVED, "nat"), "tap9", None) == []
+
+
+def test_ebtables_reapply_flushes_the_tap_chain_atomically():
+    plan = r.nic_plan(nic(profile=None))
+    lines = r.eb_apply_lines(r.parse_save(SAVED, "nat"), "tap0", plan)
+    assert "-F snf-from_tap0" in lines and "-X snf-from_tap0" not in lines
+    assert lines.index("-D snf-from -i tap0 -j snf-from_tap0") < lines.index(
+        "-A snf-from -i tap0 -j snf-from_tap0")
+    assert "-D POSTROUTING -j snf-prv" in lines       # tap0 left its private network
+
+
+ARP_LIST = """Chain INPUT (policy ACCEPT)
+-j snf-from 
+
+Chain OUTPUT (policy ACCEPT)
+-j mangle -o tap5 --opcode 1 --mangle-ip-s 10.0.0.1 
+
+Chain snf-from (1 references)
+-j snf-from_tap1 -i tap1 
+
+Chain snf-from_tap1 (1 references)
+-j DROP ! --src-mac 02:00:00:00:00:10 
+-j DROP 
+"""
+
+
+def test_arptables_removal_deletes_by_full_spec_then_flushes_before_deleting():
+    state = r.parse_arp_list(ARP_LIST)
+    assert state.jumps == [("INPUT", "-j snf-from")]
+    cmds = r.arp_apply_commands(state, "tap1", None)
+    assert cmds == [["-D", "snf-from", "-j", "snf-from_tap1", "-i", "tap1"],
+                    ["-F", "snf-from_tap1"], ["-X", "snf-from_tap1"],
+                    ["-D", "INPUT", "-j", "snf-from"], ["-X", "snf-from"]]
+
+
+def test_arptables_reapply_is_guarded():
+    plan = r.nic_plan(nic(mode="routed", tap="tap1"))
+    cmds = r.arp_apply_commands(r.parse_arp_list(ARP_LIST), "tap1", plan)
+    assert cmds[0] == ["-I", "snf-from", "1", "-i", "tap1", "-j", "DROP"]
+    assert cmds[-1] == ["-D", "snf-from", "-i", "tap1", "-j", "DROP"]
+    assert ["-N", "snf-from"] not in cmds and ["-I", "INPUT", "1", "-j", "snf-from"] not in cmds
+    fresh = r.arp_apply_commands(r.L2State(), "tap1", plan)
+    assert fresh[0] == ["-N", "snf-from"] and fresh[-1] == ["-I", "INPUT", "1", "-j", "snf-from"]
+
+
+def test_ipset_save_parsing_and_listing_lines():
+    sets = r.parse_ipset_save(
+        "create snf-to4-limited hash:net,iface family inet\n"
+        "add snf-to4-limited 0.0.0.0/0,tap0\ncreate other hash:ip\nadd other 1.2.3.4\n"
+        "create snf-src4 hash:net,iface family inet\nadd snf-src4 192.0.2.10,tap0\n")
+    assert sets == {"snf-to4-limited": {"0.0.0.0/0,tap0"}, "snf-src4": {"192.0.2.10,tap0"}}
+    assert r.set_lines("snf-to4-limited", sets["snf-to4-limited"]) == [
+        "  set to4-limited hash:net,iface", '    "tap0" : jump profile_limited']
+    assert r.set_lines("snf-src4", sets["snf-src4"])[1] == '    "tap0" 192.0.2.10'
+
+
+def test_show_lowers_macs_and_drops_our_prefix_only():
+    assert r.show("-i tap1 -m mac ! --mac-source AA:00:00:11:22:33 -j snf-mac") == \
+        "-i tap1 -m mac ! --mac-source aa:00:00:11:22:33 -j mac"
+    assert r.show("-j other-snf-x") == "-j other-snf-x"
