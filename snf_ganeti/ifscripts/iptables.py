@@ -60,17 +60,20 @@ class IptablesBackend:
             self._ipset([r.create_set(name) for name in sk.sets if name not in sets], "setup")
             sets = self._sets()
             wanted_keys = {r.profile_key(name) for name in profiles}
+            # A profile that left the configuration stays while taps still use it.
             in_use = {r.set_key(name) for name, members in sets.items()
-                      if members and r.set_key(name) is not None}
-            for family in r.FAMILIES:
-                table = self._table(family, "filter")
-                if table.is_chain(r.BRIDGED):
-                    in_use.update(x.target.name[len(r.PROFILE_CHAIN):]
-                                  for x in self._chain(table, r.BRIDGED).rules
-                                  if x.target and x.target.name.startswith(r.PROFILE_CHAIN))
-            in_use -= wanted_keys
+                      if members and r.set_key(name) is not None} - wanted_keys
+            versions = sets.get(r.VERSIONS, set())
             for (family, table), chains in sk.chains.items():
-                self._converge(family, table, chains, in_use, wanted_keys)
+                if table == "filter":
+                    chains = {**chains, r.TO: r.to_rules(wanted_keys | in_use, family)}
+                element = r.version_element(family, table, chains)
+                if element in versions and self._has_chains(family, table, chains):
+                    continue
+                self._converge(family, table, chains, wanted_keys | in_use)
+                stale = sorted(e for e in versions if r.is_version_of(e, family, table))
+                self._ipset([f"add {r.VERSIONS} {element}"]
+                            + [f"del {r.VERSIONS} {e}" for e in stale if e != element], "setup")
             obsolete = [name for name in sets if r.set_key(name) is not None
                         and r.set_key(name) not in wanted_keys | in_use]
             self._ipset([f"destroy {name}" for name in sorted(obsolete)], "setup")
@@ -89,7 +92,7 @@ class IptablesBackend:
             if plan is not None:
                 self._check_set_up(sets, nic, plan)
             old = {(name, e) for name, members in sets.items() for e in members
-                   if r.element_tap(e)[0] == tap}
+                   if name != r.VERSIONS and r.element_tap(e)[0] == tap}
             new = plan.elements if plan else set()
             index = r.index_sets()
             # The index sets (membership) are added first and removed last: the tap is
@@ -139,7 +142,8 @@ class IptablesBackend:
 
     def taps(self):
         """The names of the taps that have anything in our sets, chains or rules."""
-        names = {r.element_tap(e)[0] for members in self._sets().values() for e in members}
+        names = {r.element_tap(e)[0] for name, members in self._sets().items()
+                 if name != r.VERSIONS for e in members}
         for family in r.FAMILIES:
             for table_name, chain in r.TAP_RULE_CHAINS:
                 table = self._table(family, table_name)
@@ -248,17 +252,18 @@ class IptablesBackend:
             raise ValueError(f"cannot build rule {' '.join(tokens)!r}: {_one_line(err)}") from None
         return rule
 
-    def _converge(self, family, table_name, chains, in_use, wanted_keys):
+    def _has_chains(self, family, table_name, chains):
+        table = self._table(family, table_name)
+        return all(table.is_chain(name) for name in [*chains, *(
+            c for t, c in r.TAP_RULE_CHAINS if t == table_name)])
+
+    def _converge(self, family, table_name, wanted, keys):
         table = self._table(family, table_name)
         changed = False
         existing = {c.name for c in table.chains}
         for name in (c for t, c in r.TAP_RULE_CHAINS if t == table_name and c not in existing):
             table.create_chain(name)
             changed = True
-        wanted = dict(chains)
-        if table_name == "filter":
-            # A profile that left the configuration keeps its chain while taps still use it.
-            wanted[r.TO] = r.to_rules(wanted_keys | in_use, family)
         for name in wanted:
             if name not in existing:
                 table.create_chain(name)
@@ -283,7 +288,7 @@ class IptablesBackend:
             for extra in jumps[1:]:
                 self._chain(table, builtin).delete_rule(extra)
                 changed = True
-        keep = {r.PROFILE_CHAIN + key for key in wanted_keys | in_use}
+        keep = {r.PROFILE_CHAIN + key for key in keys}
         for chain in list(table.chains):
             if chain.name.startswith(r.PROFILE_CHAIN) and chain.name not in keep:
                 chain.flush()

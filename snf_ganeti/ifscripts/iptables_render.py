@@ -15,8 +15,9 @@ ipset, layer 2 is ebtables (bridged NICs) and arptables (routed NICs):
   (``0/0,TAP``) and jumps to ``snf-profile_<profile>``, so the cost grows with
   the number of profiles, not NICs. Bridged (br_netfilter): ``snf-bridged``
   holds one ``-m physdev --physdev-out TAP`` rule per tap with a profile, as
-  the ``set`` match cannot look up the bridge port (ipset's ``physdev:``
-  elements only ever match from the SET target, never from ``-m set``);
+  ``-m set`` cannot look up the bridge port: ipset's ``physdev:TAP`` elements
+  never match it (checked on kernel 6.18). They are still added to the
+  profile's sets, matched by nothing, to record which profile a tap uses;
 - ebtables ``nat PREROUTING -> snf-from``: ``-i TAP -j snf-from_TAP`` per
   bridged tap (before the bridge learns the source MAC): source MAC, EtherType,
   ARP sender and IP source addresses; ``nat POSTROUTING -> snf-prv``:
@@ -29,6 +30,7 @@ their dispatch is one rule per tap; that is the part that stays linear.
 
 import hashlib
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -119,10 +121,27 @@ def index_sets():
 
 
 def base_sets():
-    return [name(f) for name in (vm_set, src_set) for f in FAMILIES] + [br_set()]
+    return [name(f) for name in (vm_set, src_set) for f in FAMILIES] + [br_set(), VERSIONS]
 
 
-_SET_RE = re.compile(r"^" + re.escape(PREFIX) + r"(?:vm|src|to|br)([46])(?:-|$)")
+def version(family, table, chains):
+    """Names one table's definition (its chains and their rules) in 15 characters."""
+    text = json.dumps([family, table, sorted(chains.items())])
+    return f"{VERSION[family]}{table[0]}{hashlib.sha256(text.encode()).hexdigest()[:13]}"
+
+
+def version_element(family, table, chains):
+    return f"{ANY['ip']},{version(family, table, chains)}"
+
+
+def is_version_of(element, family, table):
+    return element.split(",", 1)[1][:2] == f"{VERSION[family]}{table[0]}"
+
+
+_SET_RE = re.compile(r"^" + re.escape(PREFIX) + r"(?:vm|src|to|br|ver)([46])(?:-|$)")
+# Digests of the table definitions setup last wrote (as 0.0.0.0/0,DIGEST elements: an
+# interface name holds 15 characters), so an unchanged setup reads no rule at all.
+VERSIONS = f"{PREFIX}ver4"
 
 
 def set_family(name):
@@ -284,6 +303,9 @@ def nic_plan(nic):
         if nic.profile is not None:
             plan.needs_br_netfilter = True
             plan.bridged_rules = {f: bridged_rule(tap, nic.profile) for f in FAMILIES}
+            # Never matched (-m set cannot see bridge ports): says who uses the profile.
+            plan.elements.update((to_set(nic.profile, f), f"{ANY[f]},physdev:{tap}")
+                                 for f in FAMILIES)
     else:
         raise ValueError(f"mode {nic.mode!r} has no firewall (bridged or routed)")
     return plan
@@ -424,6 +446,8 @@ def set_lines(name, elements):
     lines = [f"  set {show(name)} hash:net,iface"]
     key = set_key(name)
     target = show(PROFILE_CHAIN + key) if key is not None else None
+    if name == VERSIONS:
+        return lines + [f"    {element.split(',', 1)[1]}" for element in sorted(elements)]
     for element in sorted(elements):
         net, _ = element.split(",", 1)
         tap, physdev = element_tap(element)

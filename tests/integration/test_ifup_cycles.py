@@ -15,14 +15,14 @@ ENV = {"INTERFACE": "tap0", "MODE": "routed", "INSTANCE": "snf-1", "MAC": "aa:00
        "NETWORK_TAGS": "nfdhcpd", "INTERFACE_INDEX": "0", "TAGS": "synnefo:network:0:limited"}
 
 
-@pytest.fixture
-def node(netns, tmp_path):
+@pytest.fixture(params=["nftables", "iptables"])
+def node(request, netns, tmp_path):
     hv, vm = netns("hv"), netns("vm")
     netns.veth(hv, vm, "tap0", "eth0")
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
         "amqp": {"spool_dir": str(tmp_path / "spool")},
-        "network": {"state_dir": str(tmp_path / "nics")},
+        "network": {"state_dir": str(tmp_path / "nics"), "firewall_backend": request.param},
         "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
     return hv, str(config)
 

@@ -82,7 +82,10 @@ def test_routed_plan_uses_sets_a_mac_rule_and_arp():
 
 def test_bridged_plan_is_ebtables_plus_a_physdev_rule():
     plan = r.nic_plan(nic(mac_prefix=("02:00:00:00:00:00", "ff:ff:f0:00:00:00")))
-    assert plan.elements == {("snf-br4", "0.0.0.0/0,tap0")}
+    # physdev: elements say who uses a profile; -m set never matches them, the rule does
+    assert plan.elements == {("snf-br4", "0.0.0.0/0,tap0"),
+                             ("snf-to4-limited", "0.0.0.0/0,physdev:tap0"),
+                             ("snf-to6-limited", "::/0,physdev:tap0")}
     assert plan.bridged_rules["ip6"][-1] == "snf-profile_limited"
     assert plan.needs_br_netfilter
     assert plan.eb_chain[0] == ["-s", "!", MAC, "-j", "DROP"] and plan.eb_chain[-1] == ["-j", "DROP"]
@@ -216,3 +219,16 @@ def test_show_lowers_macs_and_drops_our_prefix_only():
     assert r.show("-i tap1 -m mac ! --mac-source AA:00:00:11:22:33 -j snf-mac") == \
         "-i tap1 -m mac ! --mac-source aa:00:00:11:22:33 -j mac"
     assert r.show("-j other-snf-x") == "-j other-snf-x"
+
+
+def test_versions_name_each_table_definition():
+    sk = r.skeleton(PROFILES)
+    raw4, filter4 = sk.chains[("ip", "raw")], sk.chains[("ip", "filter")]
+    one = r.version_element("ip", "raw", raw4)
+    assert one == r.version_element("ip", "raw", dict(raw4)) and len(one.split(",")[1]) == 15
+    assert one != r.version_element("ip6", "raw", raw4)
+    assert r.is_version_of(one, "ip", "raw") and not r.is_version_of(one, "ip", "filter")
+    changed = parse_profiles({**DEFAULT_PROFILES, "limited": {"rules": []}})
+    assert r.version_element("ip", "filter", filter4) != r.version_element(
+        "ip", "filter", r.skeleton(changed).chains[("ip", "filter")])
+    assert r.set_lines(r.VERSIONS, {one}) == ["  set ver4 hash:net,iface", f"    {one[10:]}"]
