@@ -46,7 +46,7 @@ def run_driver(ns, *args, **kwargs):
 def firewall(ns, backend, *ops):
     """Run backend ops in ``ns``; the results, failing the test on any error."""
     results = json.loads(run_driver(ns, "backend", input=json.dumps(
-        {"backend": backend, "ops": [list(op) for op in ops]})))
+        {"backend": backend, "ops": [list(op) for op in ops]}), timeout=300))
     errors = [r["error"] for r in results if "error" in r]
     assert not errors, errors
     return [r["ok"] for r in results]
