@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from snf_ganeti.errors import ConfigDataError
 from snf_ganeti.ganeti.config_data import (NIC, ClusterConfig, Disk, Network, parse_config_data,
                                            read_config_data)
+from tests.support.jsonfuzz import JSON_VALUES, paths as _paths
 
 pytestmark = pytest.mark.unit
 
@@ -237,21 +238,6 @@ def test_missing_file(tmp_path):
         read_config_data(path)
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=6), children, max_size=3),
-    max_leaves=8)
-
-
-def _paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, prefix + (key,))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _paths(child, prefix + (index,))
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])

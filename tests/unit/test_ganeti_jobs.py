@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from snf_ganeti.errors import JobFileError
 from snf_ganeti.ganeti import jobs
 from snf_ganeti.ganeti.jobs import archive_path, calc_status, job_id_from_name, parse_job, read_job
+from tests.support.jsonfuzz import JSON_VALUES, paths as _paths
 
 pytestmark = pytest.mark.unit
 
@@ -338,23 +339,6 @@ def test_truncated_and_garbled_file_gives_only_job_file_error(cut, tail):
     _parse_or_job_file_error(FINISHED_TEXT.encode()[:cut] + tail)
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False)
-    | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=12)
-
-
-def _paths(value, prefix=()):
-    """Every path into a JSON value (dict keys and list indexes)."""
-    yield prefix
-    if isinstance(value, dict):
-        for key, child in value.items():
-            yield from _paths(child, prefix + (key,))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _paths(child, prefix + (index,))
 
 
 ALL_PATHS = [p for p in _paths(FINISHED) if p]
