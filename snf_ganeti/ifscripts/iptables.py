@@ -27,6 +27,9 @@ import ipaddress
 import shutil
 import subprocess
 
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts.nft import FirewallError
 
@@ -66,7 +69,10 @@ class IptablesBackend:
             versions = sets.get(r.VERSIONS, set())
             for (family, table), chains in sk.chains.items():
                 if table == "filter":
-                    chains = {**chains, r.TO: r.to_rules(wanted_keys | in_use, family)}
+                    try:
+                        chains = {**chains, r.TO: r.to_rules(wanted_keys | in_use, family)}
+                    except ValueError as err:
+                        raise FirewallError(f"iptables setup: {err}") from None
                 element = r.version_element(family, table, chains)
                 if element in versions and self._has_chains(family, table, chains):
                     continue
@@ -105,6 +111,9 @@ class IptablesBackend:
                 self._ipset(first + changes, tap)
             else:
                 last = changes + last
+            # A routed tap is checked (and dispatched to its profile) once in its group.
+            if plan is not None and plan.group is not None:
+                self._set_group(tap, plan.group)
             routed = {s for s, _ in old | new} & {r.vm_set(f) for f in r.FAMILIES}
             bridged = r.br_set() in {s for s, _ in old | new}
             for family in r.FAMILIES:
@@ -120,6 +129,8 @@ class IptablesBackend:
             if routed:
                 for cmd in r.arp_apply_commands(self._arp_state(), tap, plan):
                     self._arp(cmd, tap)
+            if plan is None or plan.group is None:
+                self._set_group(tap, 0, only_managed=True)
             self._ipset(last, tap)
 
     def listing(self):
@@ -153,6 +164,7 @@ class IptablesBackend:
             names |= state.tap_chains()
             for chain, option in ((r.FROM, "-i"), (r.PRV, "-o")):
                 names.update(r.rule_iface(rule, option) for rule in state.chains.get(chain, []))
+        names.update(name for name, group in self._links().items() if r.is_managed_group(group))
         names.discard(None)
         return names
 
@@ -174,6 +186,41 @@ class IptablesBackend:
                           r.eb_teardown_lines(self._l2("ebtables-save", "nat")), "teardown")
             for cmd in r.arp_teardown_commands(self._arp_state()):
                 self._arp(cmd, "teardown")
+            for name, group in self._links().items():
+                if r.is_managed_group(group):
+                    self._set_group(name, 0, only_managed=True)
+
+    # --- netdev groups (pyroute2) --------------------------------------------------------
+
+    def _links(self):
+        """{link name: netdev group} of the links in this namespace."""
+        try:
+            with IPRoute() as ipr:
+                return {link.get_attr("IFLA_IFNAME"): link.get_attr("IFLA_GROUP")
+                        for link in ipr.get_links()}
+        except (NetlinkError, OSError) as err:
+            raise FirewallError(f"iptables: cannot list the links: {_one_line(err)}") from None
+
+    def _set_group(self, tap, group, only_managed=False):
+        """Put ``tap`` in netdev group ``group`` if it exists (a group goes with its
+        link); with ``only_managed``, only if it is in one of our groups now."""
+        try:
+            with IPRoute() as ipr:
+                found = ipr.link_lookup(ifname=tap)
+                if not found:
+                    return
+                current = ipr.get_links(found[0])[0].get_attr("IFLA_GROUP")
+                if current == group or (only_managed and not r.is_managed_group(current)):
+                    return
+                ipr.link("set", index=found[0], group=group)
+        except NetlinkError as err:
+            if err.code == 19:   # ENODEV: the tap went away meanwhile, and its group with it
+                return
+            raise FirewallError(f"iptables {tap}: cannot set its netdev group: "
+                                f"{_one_line(err)}") from None
+        except OSError as err:
+            raise FirewallError(f"iptables {tap}: cannot set its netdev group: "
+                                f"{_one_line(err)}") from None
 
     # --- iptables through python-iptables ------------------------------------------------
 

@@ -4,20 +4,31 @@ Every object carries the prefix ``snf-``; nothing else is ever touched. Layer 3
 is xtables (python-iptables, i.e. libiptc: the *legacy* kernel tables) plus
 ipset, layer 2 is ebtables (bridged NICs) and arptables (routed NICs):
 
+- netdev groups: apply puts every managed routed tap in a group of
+  ``GROUP_BASE/GROUP_MASK``: ``GROUP_BASE`` itself without a profile,
+  ``profile_group(KEY)`` (the profile key's digest in the low 24 bits) with
+  one. A group is a property of the link, so it vanishes with the tap;
 - ``raw PREROUTING -> snf-from`` (IPv4 and IPv6, before conntrack): packets
-  from routed taps. ``snf-vm4/6`` (hash:net,iface, ``0/0,TAP``) says whether a
-  packet comes from a managed tap at all, ``snf-src4/6`` (hash:net,iface,
-  ``ADDR,TAP``) whether its source is the tap's own: two hash lookups whatever
-  the number of NICs. ``snf-mac`` holds one ``-i TAP -m mac ! --mac-source``
+  from routed taps. ``-m devgroup --src-group GROUP_BASE/GROUP_MASK`` says
+  whether a packet comes from a managed tap at all, ``snf-src4/6``
+  (hash:net,iface, ``ADDR,TAP``) whether its source is the tap's own: one
+  group test and one hash lookup whatever the number of NICs. ``snf-mac`` holds one ``-i TAP -m mac ! --mac-source``
   rule per routed tap (the kernel has no ipset type keyed by MAC);
 - ``filter FORWARD -> snf-to``: traffic toward VMs. Routed: one rule per
-  *profile* looks the packet's output interface up in ``snf-to4/6-<profile>``
-  (``0/0,TAP``) and jumps to ``snf-profile_<profile>``, so the cost grows with
+  *profile* compares the output interface's group with the profile's
+  (``-m devgroup --dst-group``) and jumps to ``snf-profile_<profile>``, so the cost grows with
   the number of profiles, not NICs. Bridged (br_netfilter): ``snf-bridged``
   holds one ``-m physdev --physdev-out TAP`` rule per tap with a profile, as
   ``-m set`` cannot look up the bridge port: ipset's ``physdev:TAP`` elements
-  never match it (checked on kernel 6.18). They are still added to the
-  profile's sets, matched by nothing, to record which profile a tap uses;
+  never match it (checked on kernel 6.18);
+- index sets, matched by no rule, record what each tap has (so that a tap that
+  is gone can still be cleaned up, and a profile in use is kept):
+  ``snf-vm4/6`` (routed taps), ``snf-br4`` (bridged taps) and
+  ``snf-to4/6-<profile>`` (who uses a profile). Their elements are
+  ``index_net(TAP),TAP``: ipset does not hash the interface of a
+  hash:net,iface element, so ``0/0,TAP`` elements of all taps would share one
+  bucket (at most 64 of them: "Hash is full"); a net derived from the tap's
+  name spreads them;
 - ebtables ``nat PREROUTING -> snf-from``: ``-i TAP -j snf-from_TAP`` per
   bridged tap (before the bridge learns the source MAC): source MAC, EtherType,
   ARP sender and IP source addresses; ``nat POSTROUTING -> snf-prv``:
@@ -39,6 +50,8 @@ from snf_ganeti.ifscripts.nft_render import _mac as mac
 from snf_ganeti.ifscripts.nft_render import check_tap
 
 PREFIX = "snf-"
+# The netdev groups of managed routed taps (see the module docstring).
+GROUP_BASE, GROUP_MASK = 0x73000000, 0xFF000000
 FAMILIES = ("ip", "ip6")
 VERSION = {"ip": 4, "ip6": 6}
 ANY = {"ip": "0.0.0.0/0", "ip6": "::/0"}
@@ -101,6 +114,33 @@ def set_key(name):
     return name[found.end():] if found and name[len(PREFIX):].startswith("to") else None
 
 
+def profile_group(key):
+    """The netdev group of the routed taps of the profile with key ``key``."""
+    low = int(hashlib.sha256(key.encode()).hexdigest()[:6], 16)
+    return GROUP_BASE | (low or 1)
+
+
+def nic_group(profile):
+    """The netdev group of a managed routed tap with ``profile`` (None: no profile)."""
+    return GROUP_BASE if profile is None else profile_group(profile_key(profile))
+
+
+def is_managed_group(group):
+    return group is not None and group & GROUP_MASK == GROUP_BASE
+
+
+def index_net(tap, family):
+    """A host address derived from the tap's name: index elements hash apart."""
+    digest = hashlib.sha256(tap.encode()).digest()
+    if family == "ip6":
+        return str(ipaddress.IPv6Address(int.from_bytes(digest[:16], "big") or 1))
+    return str(ipaddress.IPv4Address(int.from_bytes(digest[:4], "big") or 1))
+
+
+def index_element(tap, family, physdev=False):
+    return f"{index_net(tap, family)},{'physdev:' if physdev else ''}{tap}"
+
+
 def vm_set(family):
     return f"{PREFIX}vm{VERSION[family]}"
 
@@ -110,7 +150,7 @@ def src_set(family):
 
 
 def br_set():
-    """Index of the bridged taps (``0.0.0.0/0,TAP``), matched by no rule: an apply reads
+    """Index of the bridged taps (``index_element``), matched by no rule: an apply reads
     ebtables only for taps in it or becoming bridged, arptables only for those in snf-vm4."""
     return f"{PREFIX}br4"
 
@@ -181,7 +221,8 @@ def icmp_type(name, family):
 
 def from_rules(family):
     """snf-from: only managed routed taps are checked, each against its own sources."""
-    rules = [["-m", "set", "!", "--match-set", vm_set(family), "src,src", "-j", "RETURN"],
+    rules = [["-m", "devgroup", "!", "--src-group", f"{GROUP_BASE:#x}/{GROUP_MASK:#x}",
+              "-j", "RETURN"],
              ["-j", MAC_CHAIN]]
     if family == "ip":
         # A DHCP client has no address yet; its DISCOVER/REQUEST go to the DHCP server.
@@ -196,10 +237,16 @@ def from_rules(family):
 
 
 def to_rules(keys, family):
-    """snf-to: bridged packets to snf-bridged, routed ones one lookup per profile (by key)."""
+    """snf-to: bridged packets to snf-bridged, routed ones one group test per profile."""
+    groups = {}
+    for key in sorted(keys):
+        if profile_group(key) in groups:
+            raise ValueError(f"profiles {groups[profile_group(key)]!r} and {key!r} have the "
+                             f"same netdev group; rename one")
+        groups[profile_group(key)] = key
     return [["-m", "physdev", "--physdev-is-bridged", "-j", BRIDGED]] + [
-        ["-m", "set", "--match-set", to_set_of_key(key, family), "dst,dst",
-         "-j", PROFILE_CHAIN + key] for key in sorted(keys)]
+        ["-m", "devgroup", "--dst-group", f"{group:#x}", "-j", PROFILE_CHAIN + key]
+        for group, key in sorted(groups.items(), key=lambda item: item[1])]
 
 
 def profile_rules(profile, family):
@@ -277,6 +324,7 @@ class NicPlan:
     eb_prv: list = field(default_factory=list)     # ebtables rule tokens in snf-prv
     arp_chain: list = field(default_factory=list)  # arptables rule tokens of snf-from_TAP
     needs_br_netfilter: bool = False
+    group: int = None    # the netdev group of a routed tap (None: bridged)
 
 
 def nic_plan(nic):
@@ -288,14 +336,15 @@ def nic_plan(nic):
     plan = NicPlan(tap)
     if nic.mode == "routed":
         for family, addresses in (("ip", ipv4), ("ip6", ipv6)):
-            plan.elements.add((vm_set(family), f"{ANY[family]},{tap}"))
+            plan.elements.add((vm_set(family), index_element(tap, family)))
             plan.elements.update((src_set(family), f"{a},{tap}") for a in addresses)
             plan.mac_rules[family] = mac_rule(tap, vm_mac)
         plan.arp_chain = arp_from_vm(vm_mac, ipv4)
+        plan.group = nic_group(nic.profile)
         if nic.profile is not None:
-            plan.elements.update((to_set(nic.profile, f), f"{ANY[f]},{tap}") for f in FAMILIES)
+            plan.elements.update((to_set(nic.profile, f), index_element(tap, f)) for f in FAMILIES)
     elif nic.mode == "bridged":
-        plan.elements.add((br_set(), f"{ANY['ip']},{tap}"))
+        plan.elements.add((br_set(), index_element(tap, "ip")))
         plan.eb_chain = bridged_from_vm(vm_mac, ipv4, ipv6)
         if nic.mac_prefix:
             prefix, mask = (mac(m) for m in nic.mac_prefix)
@@ -304,7 +353,7 @@ def nic_plan(nic):
             plan.needs_br_netfilter = True
             plan.bridged_rules = {f: bridged_rule(tap, nic.profile) for f in FAMILIES}
             # Never matched (-m set cannot see bridge ports): says who uses the profile.
-            plan.elements.update((to_set(nic.profile, f), f"{ANY[f]},physdev:{tap}")
+            plan.elements.update((to_set(nic.profile, f), index_element(tap, f, physdev=True))
                                  for f in FAMILIES)
     else:
         raise ValueError(f"mode {nic.mode!r} has no firewall (bridged or routed)")
@@ -454,7 +503,7 @@ def set_lines(name, elements):
         text = f'    "{tap}"' + (" physdev" if physdev else "")
         if target:
             text += f" : jump {target}"
-        elif not net.endswith("/0"):
+        elif name not in index_sets():
             text += f" {net}"
         lines.append(text)
     return lines

@@ -354,3 +354,32 @@ def test_errors_are_one_line_firewall_errors(netns):
         assert all(r["type"] == "FirewallError" and "\n" not in r["error"] for r in errors)
         assert "not set up" in errors[0]["error"] and "'nosuch'" in errors[1]["error"]
         assert ns.run("nft", "list", "ruleset").stdout.strip() == ""
+
+
+def test_iptables_takes_100_routed_nics_on_one_node(netns):
+    """The 65th routed NIC used to fail: ``0/0,TAP`` elements of all taps shared one
+    ipset bucket ("Hash is full"); taps are now told apart by their netdev group."""
+    ns = netns("fw")
+    batch = "".join(f"link add tap{i} type veth peer name peer{i}\n" for i in range(100))
+    ns.run("ip", "-batch", "-", input=batch)
+    nics = [nic("routed", PROFILES[i % 4], f"tap{i}", mac=f"02:00:00:00:02:{i:02x}")
+            for i in range(100)]
+    nics = [{**n, "ipv4": [f"203.0.113.{i + 1}"], "ipv6": [f"2001:db8:100::{i + 1:x}"]}
+            for i, n in enumerate(nics)]
+    def groups():
+        return {link["ifname"]: link.get("group") for link in
+                json.loads(ns.run("ip", "-j", "-d", "link", "show").stdout)}
+
+    _, base, *_, taps, full = firewall(ns, "iptables", ("setup",), ("listing",),
+                                       *[("apply", n["tap"], n) for n in nics], ("taps",),
+                                       ("listing",))
+    in_groups = groups()
+    assert len({in_groups[f"tap{i}"] for i in range(100)}) == 4   # one per profile, and none
+    assert all(in_groups[f"peer{i}"] == "default" for i in range(100))
+    results = firewall(ns, "iptables", *[("apply", n["tap"], n) for n in nics], ("listing",),
+                       *[("apply", n["tap"], None) for n in nics], ("taps",), ("listing",))
+    again, gone, after = results[100], results[-2], results[-1]
+    assert sorted(taps) == sorted(f"tap{i}" for i in range(100))
+    assert full == again and all(f'"tap{i}"' in full for i in range(100))
+    assert gone == [] and after == base
+    assert all(groups()[f"tap{i}"] == "default" for i in range(100))

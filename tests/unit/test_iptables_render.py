@@ -68,11 +68,13 @@ def test_skeleton_dispatch_is_one_rule_per_profile_not_per_nic():
 
 def test_routed_plan_uses_sets_a_mac_rule_and_arp():
     plan = r.nic_plan(nic(mode="routed", tap="tap1"))
+    i4, i6 = r.index_element("tap1", "ip"), r.index_element("tap1", "ip6")
     assert plan.elements == {
-        ("snf-vm4", "0.0.0.0/0,tap1"), ("snf-vm6", "::/0,tap1"),
+        ("snf-vm4", i4), ("snf-vm6", i6),
         ("snf-src4", "192.0.2.10,tap1"), ("snf-src6", "2001:db8::10,tap1"),
         ("snf-src6", "fe80::ff:fe00:10,tap1"),
-        ("snf-to4-limited", "0.0.0.0/0,tap1"), ("snf-to6-limited", "::/0,tap1")}
+        ("snf-to4-limited", i4), ("snf-to6-limited", i6)}
+    assert plan.group == r.profile_group("limited") and r.is_managed_group(plan.group)
     assert plan.mac_rules["ip"] == ["-i", "tap1", "-m", "mac", "!", "--mac-source", MAC,
                                     "-j", "DROP"]
     assert plan.arp_chain[0] == ["--source-mac", "!", MAC, "-j", "DROP"]
@@ -83,9 +85,10 @@ def test_routed_plan_uses_sets_a_mac_rule_and_arp():
 def test_bridged_plan_is_ebtables_plus_a_physdev_rule():
     plan = r.nic_plan(nic(mac_prefix=("02:00:00:00:00:00", "ff:ff:f0:00:00:00")))
     # physdev: elements say who uses a profile; -m set never matches them, the rule does
-    assert plan.elements == {("snf-br4", "0.0.0.0/0,tap0"),
-                             ("snf-to4-limited", "0.0.0.0/0,physdev:tap0"),
-                             ("snf-to6-limited", "::/0,physdev:tap0")}
+    assert plan.elements == {("snf-br4", r.index_element("tap0", "ip")),
+                             ("snf-to4-limited", r.index_element("tap0", "ip", True)),
+                             ("snf-to6-limited", r.index_element("tap0", "ip6", True))}
+    assert plan.group is None
     assert plan.bridged_rules["ip6"][-1] == "snf-profile_limited"
     assert plan.needs_br_netfilter
     assert plan.eb_chain[0] == ["-s", "!", MAC, "-j", "DROP"] and plan.eb_chain[-1] == ["-j", "DROP"]
@@ -100,7 +103,7 @@ def test_no_ipv4_means_no_arp_and_no_ipv4():
     assert not any("ARP" in rule or "IPv4" in rule for rule in bridged.eb_chain)
     routed = r.nic_plan(nic(mode="routed", ipv4=()))
     assert routed.arp_chain == [["-j", "DROP"]]
-    assert ("snf-vm4", "0.0.0.0/0,tap0") in routed.elements
+    assert ("snf-vm4", r.index_element("tap0", "ip")) in routed.elements
     assert not any(s == "snf-src4" for s, _ in routed.elements)
 
 
@@ -232,3 +235,26 @@ def test_versions_name_each_table_definition():
     assert r.version_element("ip", "filter", filter4) != r.version_element(
         "ip", "filter", r.skeleton(changed).chains[("ip", "filter")])
     assert r.set_lines(r.VERSIONS, {one}) == ["  set ver4 hash:net,iface", f"    {one[10:]}"]
+
+
+def test_index_elements_of_many_taps_hash_apart_and_groups_are_ours():
+    # ipset does not hash a hash:net,iface element's interface: 0/0,TAP elements of all
+    # taps shared one bucket, and the 65th NIC failed with "Hash is full".
+    for family in r.FAMILIES:
+        nets = {r.index_net(f"tap{i}", family) for i in range(1000)}
+        assert len(nets) == 1000
+    assert r.index_element("tap0", "ip6", physdev=True).endswith(",physdev:tap0")
+    assert r.nic_group(None) == r.GROUP_BASE
+    groups = {r.nic_group(p) for p in ("protected", "limited", "unprotected", None)}
+    assert len(groups) == 4 and all(r.is_managed_group(g) for g in groups)
+    assert not r.is_managed_group(0) and not r.is_managed_group(None)
+    assert r.from_rules("ip")[0][:5] == ["-m", "devgroup", "!", "--src-group",
+                                         "0x73000000/0xff000000"]
+    assert r.to_rules(["limited"], "ip6")[1] == [
+        "-m", "devgroup", "--dst-group", f"{r.profile_group('limited'):#x}",
+        "-j", "snf-profile_limited"]
+
+
+def test_index_sets_list_taps_without_their_nets():
+    element = r.index_element("tap3", "ip")
+    assert r.set_lines("snf-vm4", {element}) == ["  set vm4 hash:net,iface", '    "tap3"']
