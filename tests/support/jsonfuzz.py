@@ -1,5 +1,7 @@
 """Hypothesis strategies shared by the parser fuzz tests."""
 
+import copy
+
 from hypothesis import strategies as st
 
 JSON_VALUES = st.recursive(
@@ -19,3 +21,16 @@ def paths(value, prefix=()):
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield from paths(child, prefix + (index,))
+
+
+def mutated(doc, path, value=None, delete=False):
+    """A deep copy of ``doc`` with the value at ``path`` replaced (or deleted)."""
+    doc = copy.deepcopy(doc)
+    parent = doc
+    for step in path[:-1]:
+        parent = parent[step]
+    if delete:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return doc

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from snf_ganeti.errors import ConfigDataError
 from snf_ganeti.ganeti.config_data import (NIC, ClusterConfig, Disk, Network, parse_config_data,
                                            read_config_data)
-from tests.support.jsonfuzz import JSON_VALUES, paths as _paths
+from tests.support.jsonfuzz import JSON_VALUES, mutated, paths as _paths
 
 pytestmark = pytest.mark.unit
 
@@ -159,15 +159,7 @@ def test_read_config_data(tmp_path):
 
 def _mutated(*path_and_value, delete=False):
     *path, value = path_and_value
-    doc = copy.deepcopy(CONFIG)
-    parent = doc
-    for step in path[:-1]:
-        parent = parent[step]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return json.dumps(doc)
+    return json.dumps(mutated(CONFIG, path, value, delete))
 
 
 I = ("instances", INST)

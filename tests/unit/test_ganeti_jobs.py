@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from snf_ganeti.errors import JobFileError
 from snf_ganeti.ganeti import jobs
 from snf_ganeti.ganeti.jobs import archive_path, calc_status, job_id_from_name, parse_job, read_job
-from tests.support.jsonfuzz import JSON_VALUES, paths as _paths
+from tests.support.jsonfuzz import JSON_VALUES, mutated, paths as _paths
 
 pytestmark = pytest.mark.unit
 
@@ -347,15 +347,7 @@ ALL_PATHS = [p for p in _paths(FINISHED) if p]
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(ALL_PATHS), JSON_VALUES, st.booleans())
 def test_any_value_anywhere_gives_a_job_or_job_file_error(path, value, delete):
-    doc = copy.deepcopy(FINISHED)
-    parent = doc
-    for step in path[:-1]:
-        parent = parent[step]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    _parse_or_job_file_error(json.dumps(doc))
+    _parse_or_job_file_error(json.dumps(mutated(FINISHED, path, value, delete)))
 
 
 # --- real samples (tests/data/ganeti, captured from Ganeti 3.0.2 by capture.py) ------------
