@@ -8,6 +8,7 @@ dataclass to ``SECTIONS``.
 """
 
 import dataclasses
+import ipaddress
 import os
 import typing
 import urllib.parse
@@ -150,10 +151,73 @@ class NetworkConfig:
                                                          "ifdown can undo it", _absolute)
 
 
+def _ip_check(version, many=False):
+    def check(value):
+        for item in (value if many else (value,)):
+            try:
+                if ipaddress.ip_address(item).version != version:
+                    raise ValueError
+            except ValueError:
+                return f"{item!r} is not an IPv{version} address"
+        return None
+    return check
+
+
+def _check_queue(value):
+    return None if 0 <= value <= 65535 else "must be a queue number (0-65535)"
+
+
+def _check_routes(routes):
+    for route in routes:
+        parts = route.split()
+        try:
+            ipaddress.IPv4Network(parts[0])
+            if len(parts) != 2 or (parts[1] != "gateway" and ipaddress.IPv4Address(parts[1])):
+                raise ValueError
+        except (ValueError, IndexError):
+            return f"{route!r} is not 'CIDR GATEWAY' (GATEWAY: an address or the word gateway)"
+    return None
+
+
 @dataclass(frozen=True)
 class DhcpConfig:
     bindings_dir: str = _opt(pathutils.DHCP_BINDINGS_DIR, "one binding file per tap, written "
                                                           "by ifup, read by dhcpd", _absolute)
+    status_file: str = _opt(pathutils.DHCP_STATUS_FILE, "dhcpd's counters, for snf-ganeti "
+                                                        "status", _absolute)
+    interfaces: tuple[str, ...] = _opt(("tap+",), "host interfaces VM packets arrive on "
+                                                  "(iptables syntax: a trailing + is a wildcard)")
+    dhcp_queue: typing.Optional[int] = _opt(42, "NFQUEUE for DHCPv4 requests; empty: no DHCPv4",
+                                            _check_queue)
+    rs_queue: typing.Optional[int] = _opt(43, "NFQUEUE for router solicitations; empty: none",
+                                          _check_queue)
+    ns_queue: typing.Optional[int] = _opt(44, "NFQUEUE for neighbour solicitations; empty: none",
+                                          _check_queue)
+    dhcpv6_queue: typing.Optional[int] = _opt(45, "NFQUEUE for DHCPv6 (stateless); empty: none",
+                                              _check_queue)
+    fail_open: bool = _opt(False, "while dhcpd is not running, let queued packets pass (queue "
+                                  "bypass) instead of dropping them")
+    server_ip: typing.Optional[str] = _opt(None, "source and server identifier of DHCPv4 "
+                                                 "replies; empty: the binding's GATEWAY, else "
+                                                 "the first address of its SUBNET", _ip_check(4))
+    nameservers: tuple[str, ...] = _opt((), "IPv4 DNS servers (option 6)", _ip_check(4, True))
+    nameservers6: tuple[str, ...] = _opt((), "IPv6 DNS servers (RA RDNSS, DHCPv6 option 23)",
+                                         _ip_check(6, True))
+    domain: typing.Optional[str] = _opt(None, "DNS domain (option 15, DHCPv6 option 24); "
+                                              "empty: the part of HOSTNAME after its first dot")
+    lease_time: int = _opt(604800, "DHCPv4 lease time in seconds (option 51)", _positive)
+    renewal_time: int = _opt(3600, "seconds until the client renews (option 58, T1)", _positive)
+    rebinding_time: typing.Optional[int] = _opt(None, "seconds until the client rebinds "
+                                                      "(option 59, T2); empty: 7/8 of the lease",
+                                                _positive)
+    mtu: typing.Optional[int] = _opt(None, "MTU offered (option 26, RA MTU) when the binding "
+                                           "has no MTU; empty: none", _positive)
+    routes: tuple[str, ...] = _opt((), "classless static routes (option 121) as 'CIDR "
+                                       "GATEWAY', GATEWAY an address or the word gateway",
+                                   _check_routes)
+    ipv6_mode: str = _opt("slaac+dhcpv6", "slaac+dhcpv6 (RA O flag: ask DHCPv6 for DNS) or "
+                                          "slaac", _one_of("slaac+dhcpv6", "slaac"))
+    ra_period: int = _opt(300, "seconds between unsolicited router advertisements", _positive)
 
 
 SECTIONS = {

@@ -49,6 +49,14 @@ class EnvVarError(ParseError):
     """A variable in the environment Ganeti gave us is missing or bad (source: its name)."""
 
 
+class BindingError(ParseError):
+    """A DHCP binding file is malformed (the daemon logs it and ignores that file)."""
+
+
+class SteeringError(SnfGanetiError):
+    """The rules that steer DHCP and neighbour discovery to the queues could not be set."""
+
+
 class MessageError(SnfGanetiError):
     """A message does not match its schema."""
 

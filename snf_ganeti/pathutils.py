@@ -14,6 +14,9 @@ GANETI_DATA_DIR = "/var/lib/ganeti"
 DHCP_BINDINGS_DIR = os.path.join(STATE_DIR, "dhcp")
 EVENTD_STATE_DIR = os.path.join(STATE_DIR, "eventd")
 IFSCRIPTS_STATE_DIR = os.path.join(STATE_DIR, "nics")
+RUN_DIR = "/run/snf-ganeti"
+DHCP_STATUS_FILE = os.path.join(RUN_DIR, "dhcpd-status.json")
+MACHINE_ID = "/etc/machine-id"
 
 
 def ganeti_queue_dir(data_dir):

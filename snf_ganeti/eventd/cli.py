@@ -1,16 +1,10 @@
 """``snf-ganeti eventd``: run the daemon; its part of ``snf-ganeti status``."""
-
-import json
-import logging
 import os
-import signal
 import time
 
-from snf_ganeti import cli
-from snf_ganeti.publisher import Publisher
+from snf_ganeti import cli, daemon_status
 
 PART = "eventd"
-log = logging.getLogger("snf-ganeti.eventd")
 
 
 def register(sub, common):
@@ -25,34 +19,18 @@ def register(sub, common):
 
 def run(args):
     from snf_ganeti.eventd.daemon import Eventd
-    config = cli.load_config(args)
-    stop = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.append(True))
-    publisher = Publisher(config.amqp)
-    daemon = Eventd(config, publisher)
-    log.info("eventd starting on %s, watching %s", daemon.node, daemon.queue_dir)
-    try:
-        daemon.run(lambda: bool(stop))
-    finally:
-        publisher.close(timeout=config.amqp.confirm_timeout)
-    log.info("eventd stopped")
-    return 0
+    return daemon_status.run_daemon(args, Eventd, "eventd")
 
 
 def status(config):
     from snf_ganeti.eventd.daemon import STATUS_FILE
-    path = os.path.join(config.eventd.state_dir, STATUS_FILE)
-    try:
-        with open(path) as stream:
-            stats = json.load(stream)
-    except (OSError, ValueError):
-        return {"running": False, "detail": f"no status in {path} (eventd never ran here?)"}
-    alive = _alive(stats.get("pid"))
-    age = time.time() - stats.get("updated", 0)
+    stats, running = daemon_status.read(os.path.join(config.eventd.state_dir, STATUS_FILE),
+                                        "eventd")
+    if "pid" not in stats:
+        return {"running": False, **stats}
     last = stats.get("last_event")
     return {
-        "running": alive and age < 10,
+        "running": running,
         "node": stats.get("node"),
         "master": stats.get("master"),
         "jobs_seen": stats.get("jobs_seen"),
@@ -62,11 +40,3 @@ def status(config):
                        if last else None),
         "pending_jobs": stats.get("pending_jobs"),
     }
-
-
-def _alive(pid):
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, TypeError, ValueError):
-        return False

@@ -12,6 +12,7 @@ import time
 
 import pyinotify
 
+from snf_ganeti.daemon_status import Housekeeping
 from snf_ganeti import pathutils, sdnotify
 from snf_ganeti.errors import ParseError, SnfGanetiError
 from snf_ganeti.eventd import plan
@@ -214,11 +215,11 @@ class Eventd:
         archive = os.path.join(self.queue_dir, "archive")
         if os.path.isdir(archive):  # Ganeti creates it at init, its subdirectories on demand
             watches.add_watch(archive, _ARCHIVE_MASK, rec=True, auto_add=True)
+        log.info("eventd starting on %s, watching %s", self.node, self.queue_dir)
         self.catch_up()
         sdnotify.notify("READY=1", f"STATUS=watching {self.queue_dir}")
-        last_beat = last_status = 0.0
-        watchdog = sdnotify.watchdog_interval()
-        last_watchdog = 0.0
+        last_beat = 0.0
+        housekeeping = Housekeeping(self.write_status)
         while not should_stop():
             if notifier.check_events():
                 notifier.read_events()
@@ -230,12 +231,7 @@ class Eventd:
                 last_beat = now
                 if self.is_master():
                     self.publish([heartbeat.build_timed(self.cluster(), self.node, now)])
-            if watchdog and now - last_watchdog >= watchdog:
-                last_watchdog = now
-                sdnotify.notify("WATCHDOG=1")
-            if now - last_status >= 1.0:
-                last_status = now
-                self.write_status()
+            housekeeping.tick(now)
         sdnotify.notify("STOPPING=1")
         notifier.stop()
         self.state.save()

@@ -9,6 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from snf_ganeti.errors import EnvVarError
+from snf_ganeti.frames import eui64, link_local
 from snf_ganeti.ganeti.tags import firewall_profiles
 from snf_ganeti.ifscripts.firewall import NicFilter
 
@@ -46,19 +47,6 @@ class NicPlan:
     binding: str | None       # the DHCP binding file's content, if the NIC asks for DHCP
     ipv6: ipaddress.IPv6Address | None
     link_local: ipaddress.IPv6Address
-
-
-def eui64(mac, network):
-    """The SLAAC address of ``mac`` in a /64 (RFC 4291 appendix A), else None."""
-    if network is None or network.prefixlen != 64:
-        return None
-    octets = bytes.fromhex(mac.replace(":", ""))
-    interface_id = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
-    return ipaddress.IPv6Address(network.network_address.packed[:8] + interface_id)
-
-
-def link_local(mac):
-    return eui64(mac, ipaddress.IPv6Network("fe80::/64"))
 
 
 def plan_nic(nic, network_config, profiles):

@@ -1,0 +1,246 @@
+"""``snf-ganeti dhcpd``: the side-effect edge around the pure handler.
+
+One thread, one ``select`` loop over the NFQUEUE sockets, the binding directory's inotify fd and
+a netlink socket for links; answers go out on one packet socket.  Every queued packet gets its
+verdict in the same iteration it was read.
+"""
+
+import collections
+import json
+import logging
+import os
+import select
+import socket
+import time
+
+import pyinotify
+
+from snf_ganeti import frames, pathutils, sdnotify
+from snf_ganeti.daemon_status import Housekeeping
+from snf_ganeti.dhcp import handler, ipv6, steering
+from snf_ganeti.dhcp.answer import Link
+from snf_ganeti.dhcp.binding import parse_binding
+from snf_ganeti.dhcp.table import BindingTable
+from snf_ganeti.errors import BindingError, SnfGanetiError
+from snf_ganeti.messages import lease_event
+
+log = logging.getLogger("snf-ganeti.dhcpd")
+
+_DIR_MASK = (pyinotify.IN_CLOSE_WRITE | pyinotify.IN_MOVED_TO | pyinotify.IN_MOVED_FROM |
+             pyinotify.IN_DELETE | pyinotify.IN_Q_OVERFLOW)
+_QUEUE_LEN = 5000
+
+
+class Dhcpd:
+    def __init__(self, config, publisher, clock=time.time):
+        self.config, self.dhcp = config, config.dhcp
+        self.publisher, self.clock = publisher, clock
+        self.node = config.eventd.node_name or socket.getfqdn()
+        self.table = BindingTable()
+        self.duid = ipv6.server_duid(_machine_id())
+        self.stats = collections.Counter()
+        self.leases = []
+        self.sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        self.steering = steering.Steering(steering.plan(self.dhcp), self.dhcp.fail_open,
+                                          config.network.firewall_backend)
+        self.queues = []
+
+    # -- bindings and links --------------------------------------------------------------
+
+    def load_binding(self, name):
+        if name.startswith(".") or name.endswith((".tmp", "~")):
+            return
+        path = os.path.join(self.dhcp.bindings_dir, name)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as stream:
+                binding = parse_binding(name, stream.read(65536))
+        except FileNotFoundError:
+            binding = None
+        except (BindingError, OSError) as err:
+            log.error("ignoring binding %s: %s", path, getattr(err, "problem", err))
+            self.stats["bindings_rejected"] += 1
+            binding = None
+        self.activate(self.table.set_binding(name, binding))
+
+    def load_all(self):
+        try:
+            names = os.listdir(self.dhcp.bindings_dir)
+        except FileNotFoundError:
+            names = []
+        for name in set(names) | set(self.table.bindings):
+            self.load_binding(name)
+
+    def on_link_message(self, message):
+        if message["event"] == "RTM_NEWLINK":
+            link = _link(message)
+            if link is not None:
+                self.activate(self.table.set_link(link))
+        elif message["event"] == "RTM_DELLINK":
+            self.table.drop_link(message["index"])
+
+    def activate(self, pairs):
+        """Newly active routed IPv6 bindings get an RA at once, not at the next period."""
+        for binding, link in pairs:
+            log.info("binding %s active (MAC %s, IP %s)", binding.tap, binding.mac, binding.ip)
+            frame = ipv6.router_advertisement(binding, link, self.dhcp)
+            if frame is not None:
+                self.send([frame], "ra")
+
+    def periodic_ra(self):
+        for binding, link in self.table.active():
+            frame = ipv6.router_advertisement(binding, link, self.dhcp)
+            if frame is not None:
+                self.send([frame], "ra-periodic")
+
+    # -- packets -------------------------------------------------------------------------
+
+    def on_packet(self, packet):
+        hw = packet.get_hw()
+        queued = handler.QueuedPacket(payload=packet.get_payload(),
+                                      ifindex=packet.physindev or packet.indev,
+                                      hw=frames.mac_text(hw) if hw else None)
+        decision = handler.handle(queued, self.table.lookup, self.dhcp, self.duid)
+        if decision.verdict == handler.ACCEPT:
+            packet.accept()
+            self.stats["passed"] += 1
+            return
+        packet.drop()
+        self.stats["dropped"] += 1
+        answer = decision.answer
+        if answer.frames:
+            self.send(answer.frames, answer.kind)
+        else:
+            self.stats[answer.kind] += 1
+            log.debug("no answer on ifindex %s: %s", queued.ifindex, answer.kind)
+        if answer.lease is not None:
+            binding, _ = self.table.lookup(queued.ifindex)
+            self.leases.append(lease_event.build(
+                {"node": self.node, "instance": binding.hostname, "tap": binding.tap,
+                 "mac": binding.mac, "family": "ipv4", **answer.lease}, self.clock()))
+
+    def send(self, frame_list, kind):
+        for frame in frame_list:
+            try:
+                self.sender.sendto(frame.data, (frame.tap, 0))
+                self.stats[f"sent_{kind}"] += 1
+            except OSError as err:
+                self.stats["send_errors"] += 1
+                log.warning("could not send %s on %s: %s", kind, frame.tap, err.strerror)
+
+    def open_queues(self):
+        from netfilterqueue import NetfilterQueue
+        numbers = sorted({rule.queue for rule in self.steering.rules})
+        for number in numbers:
+            queue = NetfilterQueue()
+            try:
+                queue.bind(number, self.on_packet, max_len=_QUEUE_LEN)
+            except OSError as err:
+                raise SnfGanetiError(f"cannot bind NFQUEUE {number} (another dhcpd or nfdhcpd "
+                                     f"running?): {err}") from None
+            self.queues.append(queue)
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self):
+        return {"pid": os.getpid(), "updated": self.clock(), "node": self.node,
+                "steering": self.steering.installed,
+                "bindings_loaded": len(self.table.bindings),
+                "bindings_active": len(self.table.active()), "counters": dict(self.stats)}
+
+    def write_status(self):
+        path = self.dhcp.status_file
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as stream:
+            json.dump(self.status(), stream)
+        os.replace(path + ".tmp", path)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, should_stop):
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.rtnl import RTMGRP_LINK
+        os.makedirs(self.dhcp.bindings_dir, exist_ok=True)
+        watches = pyinotify.WatchManager()
+        notifier = pyinotify.Notifier(watches, _Handler(dhcpd=self), timeout=0)
+        watches.add_watch(self.dhcp.bindings_dir, _DIR_MASK)
+        netlink = IPRoute()
+        netlink.bind(groups=RTMGRP_LINK)
+        try:
+            self.table.replace_links(filter(None, map(_link, netlink.get_links())))
+            self.load_all()
+            self.open_queues()
+            self.steering.install()
+            log.info("dhcpd ready: %d bindings, steering through %s, queues %s",
+                     len(self.table.bindings), self.steering.installed,
+                     ", ".join(str(r.queue) for r in self.steering.rules[:1]) and
+                     sorted({r.queue for r in self.steering.rules}))
+            sdnotify.notify("READY=1", f"STATUS={len(self.table.bindings)} bindings")
+            self._loop(should_stop, notifier, netlink)
+        finally:
+            sdnotify.notify("STOPPING=1")
+            self.steering.remove()
+            for queue in self.queues:
+                queue.unbind()
+            notifier.stop()
+            netlink.close()
+            self.sender.close()
+            self.write_status()
+
+    def _loop(self, should_stop, notifier, netlink):
+        queue_fds = {queue.get_fd(): queue for queue in self.queues}
+        inotify_fd = notifier._fd
+        next_ra = self.clock()
+        housekeeping = Housekeeping(self.write_status)
+        while not should_stop():
+            now = self.clock()
+            timeout = max(0.0, min(next_ra - now, 1.0))
+            try:
+                readable, _, _ = select.select([*queue_fds, inotify_fd, netlink], [], [],
+                                               timeout)
+            except InterruptedError:
+                continue
+            if netlink in readable:
+                for message in netlink.get():
+                    self.on_link_message(message)
+            if inotify_fd in readable:
+                notifier.read_events()
+                notifier.process_events()
+            for fd in readable:
+                if fd in queue_fds:
+                    queue_fds[fd].run(block=False)
+            if self.leases:
+                self.publisher.publish_many(self.leases)
+                self.leases = []
+            self.publisher.pump()
+            now = self.clock()
+            if now >= next_ra:
+                self.periodic_ra()
+                next_ra = now + self.dhcp.ra_period
+            housekeeping.tick(now)
+
+
+class _Handler(pyinotify.ProcessEvent):
+    def my_init(self, dhcpd):  # pyinotify's constructor hook
+        self.dhcpd = dhcpd
+
+    def process_default(self, event):
+        if event.mask & pyinotify.IN_Q_OVERFLOW:
+            log.warning("inotify queue overflowed; re-reading every binding")
+            self.dhcpd.load_all()
+        elif not event.dir:
+            self.dhcpd.load_binding(event.name)
+
+
+def _link(message):
+    name, mac = message.get_attr("IFLA_IFNAME"), message.get_attr("IFLA_ADDRESS")
+    if not name or not mac or len(mac) != 17:
+        return None
+    return Link(name=name, ifindex=message["index"], mac=mac.lower())
+
+
+def _machine_id():
+    try:
+        with open(pathutils.MACHINE_ID) as stream:
+            return stream.read()
+    except OSError:
+        return socket.getfqdn()

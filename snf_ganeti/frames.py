@@ -1,0 +1,87 @@
+"""Addresses and Ethernet frames that ifup's announcements and the DHCP server both build.
+
+Raw frames rather than the kernel's stack because they go out on a tap from an address the
+host does not own (the VM's router address, or the VM's own on its behalf).
+"""
+
+import ipaddress
+import struct
+
+import dpkt
+
+BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
+ALL_NODES = ipaddress.IPv6Address("ff02::1")
+LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
+
+
+def mac_bytes(mac):
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def mac_text(raw):
+    return ":".join(f"{b:02x}" for b in raw[:6])
+
+
+def eui64(mac, network):
+    """The SLAAC address of ``mac`` in a /64 (RFC 4291 appendix A), else None."""
+    if network is None or network.prefixlen != 64:
+        return None
+    octets = mac_bytes(mac)
+    interface_id = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    return ipaddress.IPv6Address(network.network_address.packed[:8] + interface_id)
+
+
+def link_local(mac):
+    return eui64(mac, LINK_LOCAL)
+
+
+def multicast_mac(ip6):
+    """The Ethernet address of an IPv6 multicast group (RFC 2464 §7)."""
+    return "33:33:" + mac_text(b"\0\0" + ipaddress.IPv6Address(ip6).packed[-4:])[6:]
+
+
+def ethernet(src_mac, dst_mac, ethertype, payload):
+    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ethertype) + payload
+
+
+def ipv4_udp(src_mac, dst_mac, src, dst, sport, dport, payload):
+    """An Ethernet frame carrying one UDP datagram over IPv4 (checksums filled in)."""
+    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+    udp.ulen = len(udp)
+    ip = dpkt.ip.IP(src=ipaddress.IPv4Address(src).packed, dst=ipaddress.IPv4Address(dst).packed,
+                    p=dpkt.ip.IP_PROTO_UDP, ttl=64, data=udp)
+    return ethernet(src_mac, dst_mac, dpkt.ethernet.ETH_TYPE_IP, bytes(ip))
+
+
+def ipv6(src_mac, dst_mac, src, dst, next_header, payload, hop_limit=255):
+    """An Ethernet frame carrying ``payload`` (an upper-layer packet, checksum already set)."""
+    header = struct.pack("!IHBB", 0x60000000, len(payload), next_header, hop_limit)
+    return ethernet(src_mac, dst_mac, dpkt.ethernet.ETH_TYPE_IP6, header +
+                    ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + payload)
+
+
+def _checksum6(src, dst, next_header, packet):
+    pseudo = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + \
+        struct.pack("!I3xB", len(packet), next_header)
+    return dpkt.in_cksum(pseudo + packet)
+
+
+def icmp6(src_mac, dst_mac, src, dst, icmp_type, body):
+    """An ICMPv6 message (hop limit 255, as neighbour discovery requires)."""
+    packet = struct.pack("!BBH", icmp_type, 0, 0) + body
+    checksum = _checksum6(src, dst, 58, packet)
+    packet = packet[:2] + struct.pack("!H", checksum) + packet[4:]
+    return ipv6(src_mac, dst_mac, src, dst, 58, packet)
+
+
+def ipv6_udp(src_mac, dst_mac, src, dst, sport, dport, payload):
+    packet = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    checksum = _checksum6(src, dst, 17, packet) or 0xffff
+    packet = packet[:6] + struct.pack("!H", checksum) + packet[8:]
+    return ipv6(src_mac, dst_mac, src, dst, 17, packet, hop_limit=64)
+
+
+def na_body(flags, target, target_mac):
+    """A neighbour advertisement's body: flags (R=0x80, S=0x40, O=0x20), target, TLLA option."""
+    return struct.pack("!B3x", flags) + ipaddress.IPv6Address(target).packed + \
+        bytes([2, 1]) + mac_bytes(target_mac)
