@@ -1,4 +1,5 @@
 """``snf-ganeti eventd``: run the daemon; its part of ``snf-ganeti status``."""
+
 import os
 import time
 
