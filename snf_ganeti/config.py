@@ -172,8 +172,10 @@ def _check_routes(routes):
         parts = route.split()
         try:
             ipaddress.IPv4Network(parts[0])
-            if len(parts) != 2 or (parts[1] != "gateway" and ipaddress.IPv4Address(parts[1])):
+            if len(parts) != 2:
                 raise ValueError
+            if parts[1] != "gateway":
+                ipaddress.IPv4Address(parts[1])
         except (ValueError, IndexError):
             return f"{route!r} is not 'CIDR GATEWAY' (GATEWAY: an address or the word gateway)"
     return None

@@ -114,9 +114,10 @@ class Dhcpd:
             log.debug("no answer on ifindex %s: %s", queued.ifindex, answer.kind)
         if answer.lease is not None:
             binding, _ = self.table.lookup(queued.ifindex)
-            self.leases.append(lease_event.build(
+            message = lease_event.build(
                 {"node": self.node, "instance": binding.hostname, "tap": binding.tap,
-                 "mac": binding.mac, "family": "ipv4", **answer.lease}, self.clock()))
+                 "mac": binding.mac, "family": "ipv4", **answer.lease}, self.clock())
+            self.leases.append((message.routing_key, message.body, message.message_id))
 
     def send(self, frame_list, kind):
         for frame in frame_list:

@@ -51,14 +51,14 @@ def handle(packet, lookup, config, duid):
 def _answer(packet, binding, link, config, duid):
     version = packet.payload[0] >> 4 if packet.payload else 0
     if version == 4:
-        ip = dpkt.ip.IP(packet.payload)
+        ip = _unpack(dpkt.ip.IP, packet.payload)
         udp = ip.data
         if not isinstance(udp, dpkt.udp.UDP) or udp.dport != dhcpv4.SERVER_PORT:
             return ignored("not-dhcp")
-        request = dpkt.dhcp.DHCP(udp.data)
+        request = _unpack(dpkt.dhcp.DHCP, udp.data)
         return dhcpv4.answer(request, binding, link, packet.hw, config)
     if version == 6:
-        ip6 = dpkt.ip6.IP6(packet.payload)
+        ip6 = _unpack(dpkt.ip6.IP6, packet.payload)
         inner = ip6.data
         if isinstance(inner, dpkt.icmp6.ICMP6):
             body = inner.data if isinstance(inner.data, bytes) else bytes(inner.data)
@@ -71,3 +71,12 @@ def _answer(packet, binding, link, config, duid):
             return ipv6.answer_dhcpv6(ip6, inner.data, binding, link, packet.hw, config, duid)
         return ignored("not-ipv6-query")
     return ignored("malformed")
+
+
+def _unpack(kind, data):
+    """``kind(data)``, where dpkt's own errors on garbage count as malformed: besides
+    UnpackError it raises e.g. AttributeError (IPv6 fragment header then another extension)."""
+    try:
+        return kind(data)
+    except Exception as err:
+        raise dpkt.UnpackError(f"{kind.__name__}: {err!r}") from None

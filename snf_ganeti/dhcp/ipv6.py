@@ -65,6 +65,13 @@ def _mac_allowed(binding, hw):
     return binding.macspoof or hw == binding.mac
 
 
+def _unicast_refusal(binding, hw):
+    """Why a unicast answer to ``hw`` is not sent, or None (MACSPOOF may leave hw None)."""
+    if not _mac_allowed(binding, hw):
+        return ignored("foreign-mac")
+    return ignored("no-mac") if hw is None else None
+
+
 def answer_rs(ip6, binding, link, hw, config):
     if ip6.hlim != 255:
         return ignored("hop-limit")
@@ -80,8 +87,9 @@ def answer_ns(ip6, icmp_body, binding, link, hw):
     source = ipaddress.IPv6Address(ip6.src)
     if source == _UNSPECIFIED:
         return ignored("dad")       # the VM checks its own address: silence means "yours"
-    if not _mac_allowed(binding, hw):
-        return ignored("foreign-mac")
+    refusal = _unicast_refusal(binding, hw)
+    if refusal:
+        return refusal
     if binding.subnet6 is None or not binding.routed:
         return ignored("no-ipv6")
     target = ipaddress.IPv6Address(icmp_body[4:20])
@@ -98,8 +106,9 @@ def answer_ns(ip6, icmp_body, binding, link, hw):
 def answer_dhcpv6(ip6, udp_payload, binding, link, hw, config, duid):
     if len(udp_payload) < 4:
         return ignored("malformed")
-    if not _mac_allowed(binding, hw):
-        return ignored("foreign-mac")
+    refusal = _unicast_refusal(binding, hw)
+    if refusal:
+        return refusal
     if binding.subnet6 is None:
         return ignored("no-ipv6")
     if udp_payload[0] != INFORMATION_REQUEST:
