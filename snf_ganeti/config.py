@@ -163,6 +163,14 @@ def _ip_check(version, many=False):
     return check
 
 
+def _check_seconds(value):
+    return None if 0 < value < 2 ** 32 else "must be between 1 and 4294967295 seconds"
+
+
+def _check_mtu(value):
+    return None if 68 <= value <= 65535 else "must be between 68 and 65535"
+
+
 def _check_queue(value):
     return None if 0 <= value <= 65535 else "must be a queue number (0-65535)"
 
@@ -207,13 +215,14 @@ class DhcpConfig:
                                          _ip_check(6, True))
     domain: typing.Optional[str] = _opt(None, "DNS domain (option 15, DHCPv6 option 24); "
                                               "empty: the part of HOSTNAME after its first dot")
-    lease_time: int = _opt(604800, "DHCPv4 lease time in seconds (option 51)", _positive)
-    renewal_time: int = _opt(3600, "seconds until the client renews (option 58, T1)", _positive)
+    lease_time: int = _opt(604800, "DHCPv4 lease time in seconds (option 51)", _check_seconds)
+    renewal_time: int = _opt(3600, "seconds until the client renews (option 58, T1)",
+                             _check_seconds)
     rebinding_time: typing.Optional[int] = _opt(None, "seconds until the client rebinds "
                                                       "(option 59, T2); empty: 7/8 of the lease",
-                                                _positive)
+                                                _check_seconds)
     mtu: typing.Optional[int] = _opt(None, "MTU offered (option 26, RA MTU) when the binding "
-                                           "has no MTU; empty: none", _positive)
+                                           "has no MTU; empty: none", _check_mtu)
     routes: tuple[str, ...] = _opt((), "classless static routes (option 121) as 'CIDR "
                                        "GATEWAY', GATEWAY an address or the word gateway",
                                    _check_routes)

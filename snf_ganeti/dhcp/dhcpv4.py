@@ -64,7 +64,7 @@ def _reply(name, kind, request, binding, link, hw, server, config):
         yiaddr=0 if kind == NAK or name == "inform" else int(binding.ip),
         ciaddr=request.ciaddr if name == "inform" else 0,
         opts=_options(name, kind, binding, server, config))
-    if kind == NAK or request.flags & BROADCAST_FLAG:
+    if kind == NAK or request.flags & BROADCAST_FLAG or (name == "inform" and not request.ciaddr):
         dst, dst_mac = _ALL, frames.BROADCAST_MAC
     elif name == "inform":
         dst, dst_mac = ipaddress.IPv4Address(request.ciaddr), hw

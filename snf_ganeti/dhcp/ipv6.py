@@ -43,9 +43,11 @@ def router_advertisement(binding, link, config):
     lifetime = 0 if binding.private else ROUTER_LIFETIME
     # cur hop limit 0 (unspecified), M=0, O per mode, router preference high (01 << 3)
     body = struct.pack("!BBHII", 0, managed_other | 0x08, lifetime, 0, 0)
-    prefix, flags = binding.subnet6.network_address, 0xC0      # on-link, autonomous
+    # on-link; autonomous only where SLAAC can work (a /64); router address (R) with GATEWAY6
+    flags = 0x80 | (0x40 if binding.subnet6.prefixlen == 64 else 0)
+    prefix = binding.subnet6.network_address
     if binding.gateway6 is not None:
-        prefix, flags = binding.gateway6, 0xE0                  # and router address (R)
+        prefix, flags = binding.gateway6, flags | 0x20
     body += struct.pack("!BBBBII4x", 3, 4, binding.subnet6.prefixlen, flags, INFINITE,
                         INFINITE) + prefix.packed
     body += bytes([1, 1]) + frames.mac_bytes(link.mac)          # source link-layer address

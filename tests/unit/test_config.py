@@ -26,6 +26,12 @@ def run_check(path, env=None):
     ("amqp:\n  heartbeat: true\n", "amqp.heartbeat", "must be an integer"),
     ("ganeti:\n  data_dir: relative/dir\n", "ganeti.data_dir", "absolute path"),
     ("dhcpd:\n  x: 1\n", "dhcpd", "unknown section"),
+    ("dhcp:\n  mtu: 70000\n", "dhcp.mtu", "between 68 and 65535"),
+    ("dhcp:\n  lease_time: 4294967296\n", "dhcp.lease_time", "between 1 and 4294967295"),
+    ("dhcp:\n  nameservers: ['2001:db8::1']\n", "dhcp.nameservers", "not an IPv4 address"),
+    ("dhcp:\n  routes: ['10.0.0.0/8']\n", "dhcp.routes", "is not 'CIDR GATEWAY'"),
+    ("dhcp:\n  dhcp_queue: 65536\n", "dhcp.dhcp_queue", "queue number"),
+    ("dhcp:\n  ipv6_mode: dhcpv6\n", "dhcp.ipv6_mode", "must be one of"),
 ])
 def test_bad_config_is_one_line_naming_key_and_file_exit_2(tmp_path, text, key, problem):
     path = tmp_path / "bad.yaml"
