@@ -19,3 +19,28 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if not any(item.get_closest_marker(level) for level in _LEVELS):
             raise pytest.UsageError(f"{item.nodeid}: mark it unit, integration or system")
+
+
+_MEASUREMENTS = "snf_measurements"
+
+
+@pytest.fixture
+def measurement(request):
+    """``measurement("text")`` adds a line to the run's summary (numbers tests report, such
+    as the time to ACK of 200 simultaneous DHCP clients; never asserted on)."""
+    lines = _lines(request.config)
+    return lambda text: lines.append(f"{request.node.nodeid}: {text}")
+
+
+def _lines(config):
+    if not hasattr(config, _MEASUREMENTS):
+        setattr(config, _MEASUREMENTS, [])
+    return getattr(config, _MEASUREMENTS)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    lines = getattr(config, _MEASUREMENTS, [])
+    if lines:
+        terminalreporter.section("measurements")
+        for line in lines:
+            terminalreporter.write_line(line)
