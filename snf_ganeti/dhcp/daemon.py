@@ -140,6 +140,21 @@ class Dhcpd:
                                      f"running?): {err}") from None
             self.queues.append(queue)
 
+    def check_bridge_netfilter(self):
+        """iptables sees bridged packets only through br_netfilter: say so if it is off."""
+        if not (self.steering.installed or "").startswith("iptables") or \
+                not any(rule.bridged for rule in self.steering.rules):
+            return
+        path = os.path.join(pathutils.PROC_SYS_NET, "bridge", "bridge-nf-call-iptables")
+        try:
+            with open(path) as stream:
+                enabled = stream.read().strip() == "1"
+        except OSError:
+            enabled = False
+        if not enabled:
+            log.warning("%s is not 1 (is br_netfilter loaded?): DHCP from bridge ports will "
+                        "not reach dhcpd", path)
+
     # -- status --------------------------------------------------------------------------
 
     def status(self):
@@ -171,6 +186,7 @@ class Dhcpd:
             self.load_all()
             self.open_queues()
             self.steering.install()
+            self.check_bridge_netfilter()
             log.info("dhcpd ready: %d bindings, steering through %s, queues %s",
                      len(self.table.bindings), self.steering.installed,
                      ", ".join(str(r.queue) for r in self.steering.rules[:1]) and

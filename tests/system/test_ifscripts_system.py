@@ -100,3 +100,61 @@ def test_kvm_guest_is_reachable_as_its_profile_says(ganeti_cluster, ganeti_insta
     ganeti_cluster.gnt("instance", "reboot", "--type=hard", name)
     assert wait_until(lambda: reachable(outside, port=7)), "unprotected did not let TCP 7 in"
     ganeti_cluster.gnt("instance", "shutdown", "--timeout=0", name)
+
+
+DHCP_GUEST_IP = "198.51.100.53"
+
+
+@pytest.fixture
+def dhcpd(nic_script, amqp_config, ganeti_cluster):
+    """snf-ganeti dhcpd on the node, serving the bindings the NIC script writes."""
+    config = nic_script / "dhcpd.yaml"
+    status = nic_script / "dhcpd-status.json"
+    amqp = {**amqp_config.__dict__, "urls": list(amqp_config.urls)}
+    config.write_text(yaml.safe_dump({
+        "amqp": amqp, "eventd": {"node_name": ganeti_cluster.node},
+        "dhcp": {"bindings_dir": str(nic_script / "dhcp"),
+                               "status_file": str(status), "nameservers": ["198.51.100.1"]}}))
+    log = open(nic_script / "dhcpd.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "snf_ganeti.cli", "--config", str(config),
+                             "dhcpd"], stdout=log, stderr=log, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    try:
+        assert wait_until(lambda: status.exists() and json.loads(status.read_text())["steering"],
+                          seconds=30), (nic_script / "dhcpd.log").read_text()
+        yield lambda: json.loads(status.read_text())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_kvm_guest_gets_its_ip_from_dhcpd(ganeti_cluster, ganeti_instance_name, dhcpd,
+                                          outside, consumer):
+    name, network = ganeti_instance_name, f"snf-dhcp-{os.getpid()}"
+    ganeti_cluster.gnt("network", "add", "--network=198.51.100.0/24",
+                       f"--gateway={ganeti_cluster.node_ip}", "--tags=nfdhcpd", network)
+    try:
+        ganeti_cluster.gnt("network", "connect", "-N",
+                           f"mode=bridged,link={ganeti_cluster.bridge}", network, "default")
+        ganeti_cluster.gnt(
+            "instance", "add", "-t", "diskless", "-o", ganeti_cluster.os_name, "--no-start",
+            "--no-name-check", "--no-ip-check", "-n", ganeti_cluster.node, "-B", "memory=128M",
+            "-H", "kvm:kernel_args=panic=-1 sandbox_ip=dhcp",
+            "--net", f"0:network={network},ip={DHCP_GUEST_IP}",
+            "--tags", "synnefo:network:0:unprotected", name)
+        ganeti_cluster.gnt("instance", "startup", name)
+        guest = lambda: outside.run("busybox", "ping", "-c", "1", "-W", "2", DHCP_GUEST_IP,
+                                    check=False).returncode == 0
+        assert wait_until(guest, seconds=120), f"guest never answered at {DHCP_GUEST_IP}"
+        assert wait_until(lambda: dhcpd()["counters"].get("sent_ack") == 1, seconds=5)
+        assert dhcpd()["counters"].get("sent_offer") == 1
+        leases = [json.loads(body) for _, body in consumer.drain(expect=2)]
+        lease = [m for m in leases if m["type"] == "snf-dhcp-lease"]
+        assert lease and lease[0]["ip"] == DHCP_GUEST_IP and lease[0]["instance"] == name
+        assert lease[0]["node"] == ganeti_cluster.node
+        ganeti_cluster.gnt("instance", "shutdown", "--timeout=0", name)
+    finally:
+        ganeti_cluster.remove_instance(name)
+        ganeti_cluster.gnt("network", "disconnect", network, "default", check=False)
+        ganeti_cluster.gnt("network", "remove", network, check=False)
