@@ -231,12 +231,23 @@ class DhcpConfig:
     ra_period: int = _opt(300, "seconds between unsolicited router advertisements", _positive)
 
 
+@dataclass(frozen=True)
+class HooksConfig:
+    timeout: float = _opt(20.0, "seconds a hook may run before it gives up (logged, and the "
+                                "Ganeti job goes on)", _positive)
+    publish_timeout: float = _opt(5.0, "seconds a hook waits for the broker; after that its "
+                                       "message stays in the spool for eventd to deliver",
+                                  _positive)
+    strict: bool = _opt(False, "fail the Ganeti job when a hook fails (default: log and go on)")
+
+
 SECTIONS = {
     "amqp": AmqpConfig,
     "ganeti": GanetiConfig,
     "eventd": EventdConfig,
     "network": NetworkConfig,
     "dhcp": DhcpConfig,
+    "hooks": HooksConfig,
 }
 
 Config = dataclasses.make_dataclass(

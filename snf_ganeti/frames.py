@@ -53,6 +53,44 @@ def ipv4_udp(src_mac, dst_mac, src, dst, sport, dport, payload):
     return ethernet(src_mac, dst_mac, dpkt.ethernet.ETH_TYPE_IP, bytes(ip))
 
 
+def _sum16(data):
+    """The one's complement sum of ``data`` as big-endian 16-bit words (an odd byte padded),
+    folded to 16 bits."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return total
+
+
+class Udp4Template:
+    """An ``ipv4_udp`` frame sent again and again with a few payload bytes changed (a DHCP
+    reply's xid): those bytes are zero in ``frame``, and the UDP checksum is completed from
+    the sum of the rest (RFC 1071: the sum does not depend on the order of the words)
+    instead of summing the whole datagram each time."""
+
+    __slots__ = ("frame", "_udp", "_sum")
+
+    def __init__(self, frame):
+        self.frame = frame
+        self._udp = udp = 14 + (frame[14] & 15) * 4
+        pseudo = frame[26:34] + b"\0\x11" + frame[udp + 4:udp + 6]
+        self._sum = _sum16(pseudo + frame[udp:udp + 6] + frame[udp + 8:])
+
+    def with_payload_bytes(self, offset, data):
+        """The frame with ``data`` at ``offset`` of the UDP payload (both even), checksum set."""
+        if offset % 2 or len(data) % 2:
+            raise ValueError("patched bytes must be whole 16-bit words")
+        total = self._sum + _sum16(data)
+        total = (total & 0xffff) + (total >> 16)
+        checksum = ~total & 0xffff or 0xffff    # 0 means "no checksum" in UDP
+        frame, udp = self.frame, self._udp
+        start = udp + 8 + offset
+        return b"".join((frame[:udp + 6], checksum.to_bytes(2, "big"), frame[udp + 8:start],
+                         data, frame[start + len(data):]))
+
+
 def ipv6(src_mac, dst_mac, src, dst, next_header, payload, hop_limit=255):
     """An Ethernet frame carrying ``payload`` (an upper-layer packet, checksum already set)."""
     header = struct.pack("!IHBB", 0x60000000, len(payload), next_header, hop_limit)

@@ -2,10 +2,13 @@
 
 One thread, one ``select`` loop over the NFQUEUE sockets, the binding directory's inotify fd and
 a netlink socket for links; answers go out on one packet socket.  Every queued packet gets its
-verdict in the same iteration it was read.
+verdict in the same iteration it was read; an iteration reads at most ``_BATCH`` packets per
+queue, so that under sustained load lease events, links, bindings and the status still get
+their turn.
 """
 
 import collections
+import errno
 import json
 import logging
 import os
@@ -29,6 +32,7 @@ log = logging.getLogger("snf-ganeti.dhcpd")
 _DIR_MASK = (pyinotify.IN_CLOSE_WRITE | pyinotify.IN_MOVED_TO | pyinotify.IN_MOVED_FROM |
              pyinotify.IN_DELETE | pyinotify.IN_Q_OVERFLOW)
 _QUEUE_LEN = 5000
+_BATCH = 256
 
 
 class Dhcpd:
@@ -204,7 +208,7 @@ class Dhcpd:
             self.write_status()
 
     def _loop(self, should_stop, notifier, netlink):
-        queue_fds = {queue.get_fd(): queue for queue in self.queues}
+        queue_fds = {queue.get_fd(): (queue, _Batch(queue.get_fd())) for queue in self.queues}
         inotify_fd = notifier._fd
         next_ra = self.clock()
         housekeeping = Housekeeping(self.write_status)
@@ -224,7 +228,9 @@ class Dhcpd:
                 notifier.process_events()
             for fd in readable:
                 if fd in queue_fds:
-                    queue_fds[fd].run(block=False)
+                    queue, batch = queue_fds[fd]
+                    batch.left = _BATCH
+                    queue.run_socket(batch)
             if self.leases:
                 self.publisher.publish_many(self.leases)
                 self.leases = []
@@ -234,6 +240,28 @@ class Dhcpd:
                 self.periodic_ra()
                 next_ra = now + self.dhcp.ra_period
             housekeeping.tick(now)
+
+
+class _Batch:
+    """An NFQUEUE fd for ``NetfilterQueue.run_socket`` that says "nothing more" (EAGAIN) after
+    ``left`` reads: ``run(block=False)`` reads until the queue is empty, never under load."""
+
+    def __init__(self, fd):
+        self.fd, self.left = fd, 0
+
+    def recv(self, size):
+        if self.left <= 0:
+            raise BlockingIOError(errno.EAGAIN, "batch done")
+        self.left -= 1
+        return os.read(self.fd, size) if _readable(self.fd) else _again()
+
+
+def _readable(fd):
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def _again():
+    raise BlockingIOError(errno.EAGAIN, "queue empty")
 
 
 class _Handler(pyinotify.ProcessEvent):

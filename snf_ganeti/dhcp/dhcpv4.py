@@ -57,9 +57,36 @@ def answer(request, binding, link, hw, config):
     return ignored({DECLINE: "decline", RELEASE: "release"}.get(kind, "message-type"))
 
 
+# Reply frames without their xid, by everything else they are made of: a VM's OFFER and ACK
+# are the same but for the xid each time.  The entry holds the binding, link and config it was
+# built from, so their ids in the key cannot be reused while it exists.
+_TEMPLATES = {}
+_TEMPLATES_MAX = 4096
+_XID_OFFSET = 4     # in the BOOTP message
+
+
 def _reply(name, kind, request, binding, link, hw, server, config):
+    key = (name, id(binding), id(link), id(config), hw, request.hrd, request.hln,
+           request.flags, request.giaddr, request.chaddr, request.ciaddr)
+    cached = _TEMPLATES.get(key)
+    if cached is None or cached[0] is not binding or cached[1] is not link or \
+            cached[2] is not config:
+        if len(_TEMPLATES) >= _TEMPLATES_MAX:
+            _TEMPLATES.clear()
+        template = frames.Udp4Template(
+            _frame(name, kind, request, binding, link, hw, server, config, xid=0))
+        cached = _TEMPLATES[key] = (binding, link, config, template)
+    frame = cached[3].with_payload_bytes(_XID_OFFSET, struct.pack("!I", request.xid))
+    lease = None
+    if name == "ack":
+        lease = {"ip": str(binding.ip), "lease_time": config.lease_time,
+                 "hostname": binding.hostname}
+    return Answer(name, (Frame(binding.tap, frame),), lease)
+
+
+def _frame(name, kind, request, binding, link, hw, server, config, xid):
     reply = dpkt.dhcp.DHCP(
-        op=dpkt.dhcp.DHCP_OP_REPLY, hrd=request.hrd, hln=request.hln, xid=request.xid,
+        op=dpkt.dhcp.DHCP_OP_REPLY, hrd=request.hrd, hln=request.hln, xid=xid,
         flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr.ljust(16, b"\0"),
         yiaddr=0 if kind == NAK or name == "inform" else int(binding.ip),
         ciaddr=request.ciaddr if name == "inform" else 0,
@@ -70,13 +97,8 @@ def _reply(name, kind, request, binding, link, hw, server, config):
         dst, dst_mac = ipaddress.IPv4Address(request.ciaddr), hw
     else:
         dst, dst_mac = binding.ip, hw
-    frame = frames.ipv4_udp(link.mac, dst_mac, server, dst, SERVER_PORT, CLIENT_PORT,
-                            bytes(reply))
-    lease = None
-    if name == "ack":
-        lease = {"ip": str(binding.ip), "lease_time": config.lease_time,
-                 "hostname": binding.hostname}
-    return Answer(name, (Frame(binding.tap, frame),), lease)
+    return frames.ipv4_udp(link.mac, dst_mac, server, dst, SERVER_PORT, CLIENT_PORT,
+                           bytes(reply))
 
 
 def domain_of(binding, config):

@@ -53,41 +53,41 @@ class Nic:
 
 def parse_tap(environ):
     """Just the tap name (INTERFACE): all that ifdown needs."""
-    return _Getter(environ).required("INTERFACE", _ifname)
+    return EnvReader(environ).required("INTERFACE", _ifname)
 
 
 def parse_env(environ):
     """The Nic described by ``environ`` (a mapping like os.environ)."""
-    get = _Getter(environ)
+    get = EnvReader(environ)
     tap = parse_tap(environ)
     mode = get.required("MODE", _one_of(MODES))
     nic = Nic(
         instance=get.required("INSTANCE", str),
         tap=tap,
-        mac=get.required("MAC", _mac),
+        mac=get.required("MAC", mac_address),
         mode=mode,
         link=get.optional("LINK", _ifname),  # a bridge, or a routing table (name or number)
-        ip=get.optional("IP", _ipv4),
+        ip=get.optional("IP", ipv4_address),
         index=get.optional("INTERFACE_INDEX", _index),
         name=get.optional("INTERFACE_NAME", str),
         uuid=get.optional("INTERFACE_UUID", str),
         tags=tuple(get.optional("TAGS", str.split) or ()),
         vlan=get.optional("VLAN", _vlan) or "",
-        network=_network(get),
+        network=parse_network(get),
     )
     if nic.mode in ("bridged", "routed") and not nic.link and not nic.is_communication_tap:
         raise EnvVarError("LINK", f"is required in {nic.mode} mode")
     return nic
 
 
-def _network(get):
+def parse_network(get):
     name = get.optional("NETWORK_NAME", str)
     uuid = get.optional("NETWORK_UUID", str)
     subnet = get.optional("NETWORK_SUBNET", _network4)
     subnet6 = get.optional("NETWORK_SUBNET6", _network6)
     network = Network(
         name=name, uuid=uuid, subnet=subnet,
-        gateway=get.optional("NETWORK_GATEWAY", _ipv4),
+        gateway=get.optional("NETWORK_GATEWAY", ipv4_address),
         subnet6=subnet6,
         gateway6=get.optional("NETWORK_GATEWAY6", _ipv6),
         mac_prefix=get.optional("NETWORK_MAC_PREFIX", _mac_prefix),
@@ -95,24 +95,27 @@ def _network(get):
     return network if (name or uuid or subnet or subnet6) else None
 
 
-class _Getter:
-    def __init__(self, environ):
-        self.environ = environ
+class EnvReader:
+    """Typed reads of environment variables named ``prefix + key``; errors name the variable."""
+
+    def __init__(self, environ, prefix=""):
+        self.environ, self.prefix = environ, prefix
 
     def optional(self, key, convert):
-        value = self.environ.get(key, "")
+        name = self.prefix + key
+        value = self.environ.get(name, "")
         if value == "":
             return None
         try:
             return convert(value)
         except ValueError as err:
-            raise EnvVarError(key, f"{value!r} {err}" if str(err) else f"{value!r} is not valid") \
+            raise EnvVarError(name, f"{value!r} {err}" if str(err) else f"{value!r} is not valid") \
                 from None
 
     def required(self, key, convert):
         value = self.optional(key, convert)
         if value is None:
-            raise EnvVarError(key, "missing (is this script run by Ganeti?)")
+            raise EnvVarError(self.prefix + key, "missing (is this script run by Ganeti?)")
         return value
 
 
@@ -130,7 +133,7 @@ def _one_of(choices):
     return convert
 
 
-def _mac(value):
+def mac_address(value):
     value = value.lower()
     if not _MAC_RE.match(value):
         raise ValueError("is not a MAC address")
@@ -167,7 +170,7 @@ def _parsed(kind, what):
     return convert
 
 
-_ipv4 = _parsed(ipaddress.IPv4Address, "an IPv4 address")
+ipv4_address = _parsed(ipaddress.IPv4Address, "an IPv4 address")
 _ipv6 = _parsed(ipaddress.IPv6Address, "an IPv6 address")
 _network4 = _parsed(ipaddress.IPv4Network, "an IPv4 network (address/length, host bits zero)")
 _network6 = _parsed(ipaddress.IPv6Network, "an IPv6 network (address/length, host bits zero)")

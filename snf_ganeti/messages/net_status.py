@@ -8,7 +8,7 @@ _NIC = {"type": "object", "properties": {
     "index": {"type": "integer", "minimum": 0}, "name": NULLABLE_STRING, "uuid": NULLABLE_STRING,
     "mac": MAC, "ip": NULLABLE_STRING, "ipv6": NULLABLE_STRING, "mode": NULLABLE_STRING,
     "link": NULLABLE_STRING, "network": NULLABLE_STRING,
-    "firewall": {"enum": ["protected", "limited", "unprotected"]}},
+    "firewall": NULLABLE_STRING},
     "required": ["index", "mac"]}
 
 TYPE = MessageType(

@@ -1,0 +1,44 @@
+"""Apply a HookPlan: the edge where a hook touches the host and the broker."""
+
+import logging
+import os
+import socket
+import time
+
+from snf_ganeti.hooks.env import parse_hook_env
+from snf_ganeti.hooks.plan import plan_hook
+from snf_ganeti.publisher import publish_once
+
+log = logging.getLogger("snf-ganeti.hook")
+
+
+def run_hook(config, environ, clock=time.time):
+    """Do what ``environ`` (a Ganeti hook's) asks of this node; returns the plan done."""
+    env = parse_hook_env(environ)
+    node = config.eventd.node_name or socket.getfqdn()
+    plan = plan_hook(env, node, clock())
+    if plan.cleanup:
+        for tap in taps_of(config, plan.cleanup):
+            from snf_ganeti.ifscripts import apply
+            apply.ifdown(config, {"INTERFACE": tap})
+    if plan.message is not None:
+        message = plan.message
+        publish_once(config.amqp, message.routing_key, message.body, message.message_id,
+                     timeout=config.hooks.publish_timeout)
+    log.info("%s %s of %s on %s: %s", env.path, env.phase, env.instance, node,
+             ", ".join(filter(None, ["net-status published" if plan.message else None,
+                                     f"host state of {plan.cleanup} removed"
+                                     if plan.cleanup else None])) or "nothing to do")
+    return plan
+
+
+def taps_of(config, instance):
+    """The taps whose ifup state says they belong to ``instance``."""
+    from snf_ganeti.ifscripts.apply import NicStore
+    store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
+    try:
+        names = sorted(os.listdir(config.network.state_dir))
+    except FileNotFoundError:
+        return []
+    taps = [name[:-5] for name in names if name.endswith(".json") and not name.startswith(".")]
+    return [tap for tap in taps if (store.state(tap) or {}).get("instance") == instance]
