@@ -103,6 +103,30 @@ def test_kvm_guest_is_reachable_as_its_profile_says(ganeti_cluster, ganeti_insta
 
 
 DHCP_GUEST_IP = "198.51.100.53"
+HOOKS_DIR = Path("/etc/ganeti/hooks")
+HOOK_PATHS = ("instance-add", "instance-start", "instance-reboot", "instance-stop",
+              "instance-modify", "instance-migrate", "instance-failover", "instance-remove",
+              "instance-rename", "instance-reinstall")
+
+
+@pytest.fixture
+def hooks(nic_script, ganeti_cluster):
+    """``snf-ganeti hook`` in every instance post-hook directory, with the NIC script's config."""
+    config = nic_script / "snf-ganeti.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["eventd"] = {"node_name": ganeti_cluster.node}
+    config.write_text(yaml.safe_dump(settings))
+    installed = []
+    for path in HOOK_PATHS:
+        hook = HOOKS_DIR / f"{path}-post.d" / f"snf-ganeti-test-{os.getpid()}"
+        hook.parent.mkdir(parents=True, exist_ok=True)
+        hook.write_text(f"#!/bin/sh\nexport PYTHONPATH={ROOT} SNF_GANETI_CONFIG={config}\n"
+                        f"exec {sys.executable} -m snf_ganeti.cli hook\n")
+        hook.chmod(0o755)
+        installed.append(hook)
+    yield
+    for hook in installed:
+        hook.unlink()
 
 
 @pytest.fixture
@@ -130,7 +154,7 @@ def dhcpd(nic_script, amqp_config, ganeti_cluster):
 
 
 def test_kvm_guest_gets_its_ip_from_dhcpd(ganeti_cluster, ganeti_instance_name, dhcpd,
-                                          outside, consumer):
+                                          hooks, nic_script, outside, consumer):
     name, network = ganeti_instance_name, f"snf-dhcp-{os.getpid()}"
     ganeti_cluster.gnt("network", "add", "--network=198.51.100.0/24",
                        f"--gateway={ganeti_cluster.node_ip}", "--tags=nfdhcpd", network)
@@ -149,11 +173,19 @@ def test_kvm_guest_gets_its_ip_from_dhcpd(ganeti_cluster, ganeti_instance_name, 
         assert wait_until(guest, seconds=120), f"guest never answered at {DHCP_GUEST_IP}"
         assert wait_until(lambda: dhcpd()["counters"].get("sent_ack") == 1, seconds=5)
         assert dhcpd()["counters"].get("sent_offer") == 1
-        leases = [json.loads(body) for _, body in consumer.drain(expect=2)]
-        lease = [m for m in leases if m["type"] == "snf-dhcp-lease"]
+        feed = [json.loads(body) for _, body in consumer.drain(expect=4)]
+        lease = [m for m in feed if m["type"] == "snf-dhcp-lease"]
         assert lease and lease[0]["ip"] == DHCP_GUEST_IP and lease[0]["instance"] == name
         assert lease[0]["node"] == ganeti_cluster.node
+        net = [m for m in feed if m["type"] == "ganeti-net-status"]
+        assert [m["hook"] for m in net] == ["instance-add", "instance-start"]
+        assert net[-1]["nics"][0]["ip"] == DHCP_GUEST_IP
+        assert net[-1]["nics"][0]["firewall"] == "unprotected"
+        assert list((nic_script / "dhcp").iterdir()), "ifup wrote no binding"
         ganeti_cluster.gnt("instance", "shutdown", "--timeout=0", name)
+        # Ganeti 3.0 calls no ifdown: the stop hook removed the tap's host state
+        assert not list((nic_script / "nics").glob("*.json"))
+        assert not list((nic_script / "dhcp").iterdir())
     finally:
         ganeti_cluster.remove_instance(name)
         ganeti_cluster.gnt("network", "disconnect", network, "default", check=False)
