@@ -26,6 +26,12 @@ def rate(count, seconds):
     return count / seconds if seconds > 0 else float("inf")
 
 
+def percentile(values, fraction):
+    """The value at ``fraction`` (0..1) of ``values`` sorted (nearest rank, no interpolation)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
 def interleaved(runs, ours, peer):
     """Medians of ``runs`` alternating measurements (rates): both see the same noise."""
     mine, theirs = [], []

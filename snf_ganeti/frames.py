@@ -19,7 +19,7 @@ def mac_bytes(mac):
 
 
 def mac_text(raw):
-    return ":".join(f"{b:02x}" for b in raw[:6])
+    return bytes(raw[:6]).hex(":")
 
 
 def eui64(mac, network):

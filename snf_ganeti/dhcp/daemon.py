@@ -209,6 +209,13 @@ class Dhcpd:
 
     def _loop(self, should_stop, notifier, netlink):
         queue_fds = {queue.get_fd(): (queue, _Batch(queue.get_fd())) for queue in self.queues}
+        try:
+            self._iterate(should_stop, notifier, netlink, queue_fds)
+        finally:
+            for _, batch in queue_fds.values():
+                batch.close()
+
+    def _iterate(self, should_stop, notifier, netlink, queue_fds):
         inotify_fd = notifier._fd
         next_ra = self.clock()
         housekeeping = Housekeeping(self.write_status)
@@ -243,25 +250,22 @@ class Dhcpd:
 
 
 class _Batch:
-    """An NFQUEUE fd for ``NetfilterQueue.run_socket`` that says "nothing more" (EAGAIN) after
-    ``left`` reads: ``run(block=False)`` reads until the queue is empty, never under load."""
+    """An NFQUEUE's socket for ``NetfilterQueue.run_socket`` that says "nothing more" (EAGAIN)
+    after ``left`` reads: ``run(block=False)`` reads until the queue is empty, never under
+    sustained load.  A duplicate of the queue's fd, closed by ``close``."""
 
     def __init__(self, fd):
-        self.fd, self.left = fd, 0
+        self.sock = socket.fromfd(fd, socket.AF_NETLINK, socket.SOCK_RAW)
+        self.left = 0
 
     def recv(self, size):
         if self.left <= 0:
             raise BlockingIOError(errno.EAGAIN, "batch done")
         self.left -= 1
-        return os.read(self.fd, size) if _readable(self.fd) else _again()
+        return self.sock.recv(size, socket.MSG_DONTWAIT)
 
-
-def _readable(fd):
-    return bool(select.select([fd], [], [], 0)[0])
-
-
-def _again():
-    raise BlockingIOError(errno.EAGAIN, "queue empty")
+    def close(self):
+        self.sock.close()
 
 
 class _Handler(pyinotify.ProcessEvent):
