@@ -17,6 +17,8 @@ IFSCRIPTS_STATE_DIR = os.path.join(STATE_DIR, "nics")
 RUN_DIR = "/run/snf-ganeti"
 DHCP_STATUS_FILE = os.path.join(RUN_DIR, "dhcpd-status.json")
 MACHINE_ID = "/etc/machine-id"
+# Libraries Debian 12 lacks, shipped privately by the .deb (NetfilterQueue).
+VENDOR_PYTHON = "/usr/lib/snf-ganeti/python"
 
 
 def ganeti_queue_dir(data_dir):

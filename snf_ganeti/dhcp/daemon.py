@@ -14,6 +14,7 @@ import logging
 import os
 import select
 import socket
+import sys
 import time
 
 import pyinotify
@@ -133,7 +134,7 @@ class Dhcpd:
                 log.warning("could not send %s on %s: %s", kind, frame.tap, err.strerror)
 
     def open_queues(self):
-        from netfilterqueue import NetfilterQueue
+        NetfilterQueue = _netfilterqueue()
         numbers = sorted({rule.queue for rule in self.steering.rules})
         for number in numbers:
             queue = NetfilterQueue()
@@ -285,6 +286,21 @@ def _link(message):
     if not name or not mac or len(mac) != 17:
         return None
     return Link(name=name, ifindex=message["index"], mac=mac.lower())
+
+
+def _netfilterqueue():
+    """NetfilterQueue from the Python path, else the private copy the .deb ships."""
+    try:
+        from netfilterqueue import NetfilterQueue
+    except ImportError:
+        if pathutils.VENDOR_PYTHON not in sys.path:
+            sys.path.append(pathutils.VENDOR_PYTHON)
+        try:
+            from netfilterqueue import NetfilterQueue
+        except ImportError:
+            raise SnfGanetiError("NetfilterQueue is not installed (pip install "
+                                 "NetfilterQueue, or install the snf-ganeti package)") from None
+    return NetfilterQueue
 
 
 def _machine_id():
