@@ -13,7 +13,8 @@ import sys
 from snf_ganeti import __version__, config as config_mod, logs
 from snf_ganeti.errors import SnfGanetiError
 
-PARTS = ("snf_ganeti.core_cli", "snf_ganeti.eventd.cli", "snf_ganeti.ifscripts.cli")
+PARTS = ("snf_ganeti.core_cli", "snf_ganeti.eventd.cli", "snf_ganeti.ifscripts.cli",
+         "snf_ganeti.osdefinition.cli")
 
 log = logging.getLogger("snf-ganeti")
 

@@ -14,6 +14,11 @@ GANETI_DATA_DIR = "/var/lib/ganeti"
 DHCP_BINDINGS_DIR = os.path.join(STATE_DIR, "dhcp")
 EVENTD_STATE_DIR = os.path.join(STATE_DIR, "eventd")
 IFSCRIPTS_STATE_DIR = os.path.join(STATE_DIR, "nics")
+IMAGE_DIR = "/var/lib/snf-image"
+OS_WORK_DIR = "/run/snf-ganeti/os"
+OS_DEFINITION_DIR = "/usr/share/ganeti/os/snf-image"
+MBR_BOOT_CODE = "/usr/lib/syslinux/mbr/mbr.bin"
+SNF_GANETI_BIN = "/usr/bin/snf-ganeti"
 
 
 def ganeti_queue_dir(data_dir):
