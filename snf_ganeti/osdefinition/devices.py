@@ -25,6 +25,7 @@ class Disk:
     def attach(self):
         self.device = run(["losetup", "--find", "--show", "--direct-io=off", self.path],
                           self._error).strip()
+        self.scan()
         return self
 
     def _error(self, text):
@@ -44,7 +45,7 @@ class Disk:
         return f"{self.device}p{number}"
 
     def scan(self):
-        """Create (or update) the partition nodes after the table changed."""
+        """Create (or update) the partition nodes; -u also fixes nodes an earlier user left."""
         run(["partx", "-u", self.device], self._error, ok=(0, 1))
         run(["partx", "-a", self.device], self._error, ok=(0, 1))
 

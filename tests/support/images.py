@@ -110,8 +110,10 @@ class Inspect:
 
     def __init__(self, disk):
         self.loop = sh("losetup", "--find", "--show", disk).strip()
-        sh("partx", "-a", self.loop)
         self.mounts = []
+        # partx -u first: a loop device's partition nodes can outlive an earlier attachment
+        for action in ("-u", "-a"):
+            subprocess.run(["partx", action, self.loop], capture_output=True)
 
     def partition(self, number=1):
         return f"{self.loop}p{number}"
