@@ -53,9 +53,8 @@ def register(sub, common):
 
 def _script(args, name):
     from snf_ganeti.osdefinition import create, diskio
-    config = cli.load_config(args)
-    if name == "create":
-        create.create(config, os.environ)
+    if name == "create":  # the others need no configuration
+        create.create(cli.load_config(args), os.environ)
     elif name == "verify":
         diskio.verify(os.environ, tuple(args.what))
     else:
