@@ -13,7 +13,7 @@ import yaml
 
 from snf_ganeti import messages
 from tests.support.procs import ROOT
-from tests.system.test_eventd_system import FrontendQueues, SystemEventd
+from tests.system.test_eventd_system import eventd, feed  # noqa: F401 (fixtures reused)
 
 pytestmark = pytest.mark.system
 OS_DIR = Path("/srv/ganeti/os/snf-image")
@@ -40,21 +40,6 @@ def snf_image_os(ganeti_cluster, tmp_path, amqp_config):
         shutil.rmtree(OS_DIR)
 
 
-@pytest.fixture
-def frontend(running_broker, amqp_config):
-    queues = FrontendQueues(running_broker.url, amqp_config.exchange)
-    yield queues
-    queues.delete()
-
-
-@pytest.fixture
-def node_eventd(ganeti_cluster, tmp_path, amqp_config, frontend):
-    daemon = SystemEventd(ganeti_cluster, tmp_path, amqp_config)
-    daemon.start()
-    yield daemon
-    assert daemon.stop() == 0, daemon.log()
-
-
 def add(cluster, name, osp, check=True):
     option = ",".join(f"{k}={v.replace(',', chr(92) + ',')}" for k, v in osp.items())
     return cluster.gnt("instance", "add", "-t", "file", "--disk", "0:size=128M",
@@ -74,15 +59,14 @@ def test_gnt_os_diagnose_lists_the_os(ganeti_cluster, snf_image_os):
 
 
 def test_instance_add_deploys_with_progress_and_op_status(
-        ganeti_cluster, ganeti_instance_name, snf_image_os, os_images, node_eventd, frontend,
-        inspect):
+        ganeti_cluster, ganeti_instance_name, snf_image_os, os_images, eventd, feed, inspect):
     image = os_images.get()
     shutil.copy(image, snf_image_os / "debian.img")
     props = json.dumps({"OSFAMILY": "linux", "ROOT_PARTITION": "1", "USERS": "root"})
     add(ganeti_cluster, ganeti_instance_name, {"img_id": "debian.img",
                                                "img_format": "diskdump",
                                                "img_passwd": PASSWORD, "img_properties": props})
-    got = frontend.wait(lambda got: any(
+    got = feed.wait(lambda got: any(
         m.queue == "op" and m.body.get("operation") == "OP_INSTANCE_CREATE"
         and m.body.get("status") == "success" for m in got)
         and any(m.body.get("messages") == ["Image customization finished successfully."]
