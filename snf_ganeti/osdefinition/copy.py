@@ -7,10 +7,12 @@ gets a discard that reads back as zeros. Progress is reported every
 ``interval`` seconds and once at the end, where position == total.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import hashlib
+import mmap
 import os
 import stat
 import time
@@ -83,16 +85,22 @@ class Writer:
 
 
 def put(writer, offset, view):
-    """Write ``view`` at ``offset``, zero blocks as holes."""
+    """Write ``view`` at ``offset``: runs of data blocks in one pwrite, zero blocks as holes."""
     if view == _ZERO_CHUNK[:len(view)]:
         writer.zero(offset, len(view))
         return
+    data_start = None
     for start in range(0, len(view), BLOCK):
         block = view[start:start + BLOCK]
         if block == _ZERO_BLOCK[:len(block)]:
+            if data_start is not None:
+                writer.data(offset + data_start, view[data_start:start])
+                data_start = None
             writer.zero(offset + start, len(block))
-        else:
-            writer.data(offset + start, block)
+        elif data_start is None:
+            data_start = start
+    if data_start is not None:
+        writer.data(offset + data_start, view[data_start:])
 
 
 def _extents(fd, size):
@@ -164,21 +172,27 @@ class Copy:
             raise ImageError(f"image is longer than its announced size of {self.size} bytes")
 
     def _from_file(self, fd):
-        buf = bytearray(CHUNK)
+        # Data extents are read through a mapping of the page cache: one copy fewer than
+        # read()+write(), and holes are skipped without being read at all.
         base = len(self.header)
-        for offset, length, is_data in _extents(fd, self.size):
-            if not is_data:
-                self.writer.zero(base + offset, length)
-                self._hash_zeros(length)
-                self._advance(length)
-                continue
-            end = offset + length
-            while offset < end:
-                n = os.preadv(fd, [memoryview(buf)[:min(CHUNK, end - offset)]], offset)
-                if n == 0:
-                    raise ImageError(f"image file shrank while being copied (at byte {offset})")
-                self._take(base + offset, memoryview(buf)[:n])
-                offset += n
+        if os.fstat(fd).st_size < self.size:
+            raise ImageError(f"image file shrank to {os.fstat(fd).st_size} bytes while "
+                             f"being copied (expected {self.size})")
+        with contextlib.ExitStack() as stack:
+            mapped = stack.enter_context(mmap.mmap(fd, self.size, prot=mmap.PROT_READ)) \
+                if self.size else None
+            if mapped is not None:
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            view = stack.enter_context(memoryview(mapped)) if mapped is not None else None
+            for offset, length, is_data in _extents(fd, self.size):
+                if not is_data:
+                    self.writer.zero(base + offset, length)
+                    self._hash_zeros(length)
+                    self._advance(length)
+                    continue
+                for start in range(offset, offset + length, CHUNK):
+                    end = min(start + CHUNK, offset + length)
+                    self._take(base + start, view[start:end])
 
     def _take(self, offset, view):
         if self.hash:

@@ -147,6 +147,9 @@ def _qemu_convert(path, disk_path, total, report):
 
 
 def _customize(deployment, merged, osdef, report):
+    if customize.all_excluded(merged):  # not even the disk is attached
+        report.warning(customize.ALL_EXCLUDED)
+        return
     os.makedirs(osdef.work_dir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=f"{deployment.instance.name}.", dir=osdef.work_dir)
     try:

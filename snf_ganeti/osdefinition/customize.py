@@ -82,10 +82,17 @@ def excluded(ctx, info):
     return None
 
 
+ALL_EXCLUDED = "EXCLUDE_ALL_TASKS is set. All configuration tasks were prevented from running."
+
+
+def all_excluded(params):
+    return params_mod.parse_bool(params.prop("EXCLUDE_ALL_TASKS"))
+
+
 def run_all(ctx):
     """Run every task in order; the first failure is reported and raised."""
-    if ctx.flag("EXCLUDE_ALL_TASKS"):
-        ctx.warn("EXCLUDE_ALL_TASKS is set. All configuration tasks were prevented from running.")
+    if all_excluded(ctx.params):
+        ctx.warn(ALL_EXCLUDED)
         return
     for module in tasks():
         info = module.TASK

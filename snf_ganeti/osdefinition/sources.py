@@ -8,8 +8,6 @@ returns an :class:`Opened` image: a reader, its size, and its expected sha256
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from snf_ganeti.errors import ImageError, InvalidOSParameter
@@ -100,12 +98,13 @@ def _sidecar_digest(text, where):
 
 
 def _open_http(source, sha256, timeout):
+    import urllib.request  # only here: it costs a tenth of the script's start-up
     url = source.location
     try:
         response = urllib.request.urlopen(url, timeout=timeout)
-    except urllib.error.HTTPError as err:
+    except urllib.request.HTTPError as err:
         raise ImageError(f"image URL {url} answered HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.request.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise ImageError(f"image URL {url} is unreachable: {reason}") from None
     length = response.headers.get("Content-Length")
@@ -118,26 +117,28 @@ def _open_http(source, sha256, timeout):
 
 
 def _sidecar_http(url, timeout):
+    import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return _sidecar_digest(response.read(4096).decode("ascii", "replace"), url)
-    except urllib.error.HTTPError as err:
+    except urllib.request.HTTPError as err:
         if err.code == 404:
             return None
         raise ImageError(f"checksum URL {url} answered HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.request.URLError, OSError) as err:
         raise ImageError(f"checksum URL {url} is unreachable: {getattr(err, 'reason', err)}") \
             from None
 
 
 def fetch_config(url, timeout=30.0):
     """The parameters served at ``config_url`` (Synnefo's server-params): ``{name: str}``."""
+    import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             data = json.loads(response.read())
-    except urllib.error.HTTPError as err:
+    except urllib.request.HTTPError as err:
         raise InvalidOSParameter("config_url", f"{url} answered HTTP {err.code}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.request.URLError, OSError) as err:
         raise InvalidOSParameter("config_url", f"{url} is unreachable: "
                                                f"{getattr(err, 'reason', err)}") from None
     except ValueError:
