@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 def copy_message(position, total):
-    progress = round(100.0 * position / total, 2) if total else 0.0
+    # Nothing to copy (img_id=null) is a finished copy: 100, not snf-image's 0.
+    progress = round(100.0 * position / total, 2) if total else 100.0
     return {"type": "image-copy-progress", "position": position, "total": total,
             "progress": progress}
 

@@ -246,3 +246,21 @@ def test_export_then_import_round_trips_the_disk(os_run, os_images, tmp_path):
     assert imported.returncode == 0, imported.stderr
     assert target.read_bytes() == open(os_run.disk, "rb").read()
     assert os.stat(target).st_blocks * 512 < os.path.getsize(target)  # stayed sparse
+
+
+def test_null_image_customizes_what_the_disk_holds(os_run, os_images, inspect):
+    deploy(os_run, os_images.get())
+    os_run.name = "snf-43"
+    proc = os_run.run("create", {"img_id": "null", "img_format": "diskdump",
+                                 "img_properties": json.dumps(PROPS)})
+    assert proc.returncode == 0, proc.stderr.decode()
+    copies = [m for m in messages(proc) if m["type"] == "image-copy-progress"]
+    assert copies[-1]["progress"] == 100.0 and copies[-1]["total"] == 0
+    assert open(f"{inspect(os_run.disk).mount()}/etc/hostname").read() == "snf-43\n"
+
+
+def test_without_fix_partition_table_the_root_still_mounts(os_run, os_images, inspect):
+    deploy(os_run, os_images.get(), props={**PROPS, "EXCLUDE_TASK_FixPartitionTable": "yes"})
+    view = inspect(os_run.disk)
+    assert view.table()["partitions"][0]["size"] == images.SIZES["ext4"] << 11
+    assert open(f"{view.mount()}/etc/hostname").read() == "snf-42\n"

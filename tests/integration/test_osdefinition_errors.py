@@ -191,3 +191,21 @@ def test_truncated_http_image(os_run, os_images, http_images):
     assert "truncated" in line
     assert errors and "truncated" in errors[0]
     assert head_is_zero(os_run.disk)
+
+
+def test_config_url_supplies_the_parameters(os_run, os_images, http_images, inspect):
+    name = os_run.add_image(os_images.get())
+    with open(os.path.join(os_run.image_dir, "params.json"), "w") as stream:
+        json.dump({"img_id": name, "img_format": "diskdump", "img_properties": PROPS,
+                   "img_passwd": "pw"}, stream)
+    proc = os_run.run("create", {"config_url": f"{http_images}/params.json"})
+    assert proc.returncode == 0, proc.stderr.decode()
+    shadow = open(f"{inspect(os_run.disk).mount()}/etc/shadow").read()
+    assert shadow.startswith("root:$6$")
+
+
+def test_config_url_404(os_run, http_images):
+    line, _ = fail(os_run, 4, img_id=None, img_format=None,
+                   config_url=f"{http_images}/nosuch.json")
+    assert "config_url" in line and "404" in line
+    assert untouched(os_run.disk)

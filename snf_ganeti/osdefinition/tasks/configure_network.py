@@ -43,10 +43,9 @@ def run(ctx):
         return
     plans = network.plan(ctx.nics, ctx.network)
     if found == "ifupdown" and ctx.guest.exists("/etc/network/interfaces"):
-        old = ctx.guest.path("/etc/network/interfaces")
         backup = f"/etc/network/interfaces.snf-image-{secrets.token_hex(4)}"
-        ctx.guest.write(backup, open(old, "rb").read(), *ctx.guest.keep_mode(
-            "/etc/network/interfaces"))
+        ctx.guest.write(backup, ctx.guest.read("/etc/network/interfaces"),
+                        *ctx.guest.keep_mode("/etc/network/interfaces"))
     for path, text in network.RENDERERS[found](plans).items():
         directory = path.rsplit("/", 1)[0]
         ctx.guest.makedirs(directory, 0o755)
