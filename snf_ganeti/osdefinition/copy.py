@@ -26,6 +26,9 @@ _ZERO_BLOCK = bytes(BLOCK)
 _PUNCH = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long)
+_libc.sync_file_range.argtypes = (ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_uint)
+_SYNC_FILE_RANGE_WRITE = 2
+WRITEBACK = 32 << 20
 
 
 def disk_size(fd):
@@ -48,15 +51,43 @@ def open_disk(path, writable=True):
 class Writer:
     """Writes data and punches zero runs, coalescing adjacent runs into one call."""
 
-    def __init__(self, fd):
-        self.fd = fd
+    def __init__(self, fd, source_fd=None):
+        self.fd, self.source_fd = fd, source_fd
         self._hole_start = self._hole_end = 0
+        self._clean_to = 0  # writeback was started for everything before this offset
 
-    def data(self, offset, view):
+    def data(self, offset, view, source_offset=None):
+        """Write ``view`` at ``offset``; with a source file, copied in the kernel from there."""
         self._flush_hole()
+        if source_offset is not None and self.source_fd is not None:
+            view, offset, source_offset = self._copy_range(view, offset, source_offset)
         while view:
             written = os.pwrite(self.fd, view, offset)
             view, offset = view[written:], offset + written
+        self._start_writeback(offset)
+
+    def _start_writeback(self, end):
+        # Start writing dirty pages to the disk while copying goes on (no waiting): the
+        # final fsync then has little left to do, instead of the whole image.
+        if end - self._clean_to >= WRITEBACK:
+            _libc.sync_file_range(self.fd, self._clean_to, end - self._clean_to,
+                                  _SYNC_FILE_RANGE_WRITE)
+            self._clean_to = end
+
+    def _copy_range(self, view, offset, source_offset):
+        # copy_file_range spares the copy through user space; where it cannot work
+        # (old kernels, some filesystem pairs) the rest goes through pwrite.
+        try:
+            while view:
+                n = os.copy_file_range(self.source_fd, self.fd, len(view), source_offset, offset)
+                if n == 0:
+                    break
+                view, offset, source_offset = view[n:], offset + n, source_offset + n
+        except OSError as err:
+            if err.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            self.source_fd = None
+        return view, offset, source_offset
 
     def zero(self, offset, length):
         if offset != self._hole_end:
@@ -84,8 +115,11 @@ class Writer:
         os.fsync(self.fd)
 
 
-def put(writer, offset, view):
-    """Write ``view`` at ``offset``: runs of data blocks in one pwrite, zero blocks as holes."""
+def put(writer, offset, view, source_offset=None):
+    """Write ``view`` at ``offset``: runs of data blocks in one write, zero blocks as holes.
+
+    ``source_offset``: where ``view`` is in the writer's source file, if it is one.
+    """
     if view == _ZERO_CHUNK[:len(view)]:
         writer.zero(offset, len(view))
         return
@@ -94,13 +128,18 @@ def put(writer, offset, view):
         block = view[start:start + BLOCK]
         if block == _ZERO_BLOCK[:len(block)]:
             if data_start is not None:
-                writer.data(offset + data_start, view[data_start:start])
+                writer.data(offset + data_start, view[data_start:start],
+                            _shift(source_offset, data_start))
                 data_start = None
             writer.zero(offset + start, len(block))
         elif data_start is None:
             data_start = start
     if data_start is not None:
-        writer.data(offset + data_start, view[data_start:])
+        writer.data(offset + data_start, view[data_start:], _shift(source_offset, data_start))
+
+
+def _shift(offset, delta):
+    return None if offset is None else offset + delta
 
 
 def _extents(fd, size):
@@ -143,6 +182,7 @@ class Copy:
             self.writer.data(0, memoryview(self.header))
             self._advance(len(self.header))
         if path is not None:
+            self.writer.source_fd = stream.fileno()
             self._from_file(stream.fileno())
         elif stream is not None:
             self._from_stream(stream)
@@ -192,12 +232,12 @@ class Copy:
                     continue
                 for start in range(offset, offset + length, CHUNK):
                     end = min(start + CHUNK, offset + length)
-                    self._take(base + start, view[start:end])
+                    self._take(base + start, view[start:end], start)
 
-    def _take(self, offset, view):
+    def _take(self, offset, view, source_offset=None):
         if self.hash:
             self.hash.update(view)
-        put(self.writer, offset, view)
+        put(self.writer, offset, view, source_offset)
         self._advance(len(view))
 
     def _hash_zeros(self, length):
