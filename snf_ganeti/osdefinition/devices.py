@@ -56,6 +56,8 @@ class Disk:
     def mount(self, device, target, readonly=False, task="MountImage"):
         os.makedirs(target, exist_ok=True)
         options = MOUNT_OPTIONS + (",ro" if readonly else "")
+        if self.fstype(device) == "xfs":
+            options += ",nouuid"  # another instance of the same image may be mounted now
         run(["mount", "-o", options, device, target],
             lambda text: CustomizationError(task, f"cannot mount {device}: {text}"))
         self._mounts.append(target)
