@@ -14,7 +14,7 @@ from snf_ganeti import __version__, config as config_mod, logs
 from snf_ganeti.errors import SnfGanetiError
 
 PARTS = ("snf_ganeti.core_cli", "snf_ganeti.eventd.cli", "snf_ganeti.ifscripts.cli",
-         "snf_ganeti.dhcp.cli", "snf_ganeti.hooks.cli")
+         "snf_ganeti.dhcp.cli", "snf_ganeti.hooks.cli", "snf_ganeti.osdefinition.cli")
 
 log = logging.getLogger("snf-ganeti")
 

@@ -241,6 +241,27 @@ class HooksConfig:
     strict: bool = _opt(False, "fail the Ganeti job when a hook fails (default: log and go on)")
 
 
+@dataclass(frozen=True)
+class OSDefinitionConfig:
+    image_dir: str = _opt(pathutils.IMAGE_DIR, "local image store: img_id NAME or local://NAME "
+                                               "names a file here", _absolute)
+    work_dir: str = _opt(pathutils.OS_WORK_DIR, "the image's filesystems are mounted (nosuid, "
+                                                "nodev, noexec) under here while customized",
+                         _absolute)
+    progress_interval: float = _opt(3.0, "seconds between image-copy-progress messages", _positive)
+    publish_progress: bool = _opt(True, "relay progress as ganeti-create-progress messages (AMQP)")
+    http_timeout: float = _opt(30.0, "seconds an http(s) image source may stay silent", _positive)
+    default_nic_config: str = _opt("dhcp", "what a lone NIC with no address or network gets: "
+                                           "dhcp, dhcpv6, slaac, dhcp+slaac or none",
+                                   _one_of("dhcp", "dhcpv6", "slaac", "dhcp+slaac", "none"))
+    dhcp_tags: tuple[str, ...] = _opt(("auto", "dhcp", "nfdhcpd"),
+                                      "network tags that mean IPv4 by DHCP")
+    stateful_dhcpv6_tags: tuple[str, ...] = _opt(("dhcpv6", "stateful_dhcpv6"),
+                                                 "network tags that mean IPv6 by DHCPv6")
+    stateless_dhcpv6_tags: tuple[str, ...] = _opt(("nfdhcpd", "stateless_dhcpv6"),
+                                                  "network tags that mean SLAAC plus DHCPv6")
+
+
 SECTIONS = {
     "amqp": AmqpConfig,
     "ganeti": GanetiConfig,
@@ -248,6 +269,7 @@ SECTIONS = {
     "network": NetworkConfig,
     "dhcp": DhcpConfig,
     "hooks": HooksConfig,
+    "osdefinition": OSDefinitionConfig,
 }
 
 Config = dataclasses.make_dataclass(

@@ -67,3 +67,56 @@ class SpoolError(SnfGanetiError):
 
 class BrokerError(SnfGanetiError):
     """No AMQP broker could be reached (credentials are never included)."""
+
+
+class OSDefinitionError(SnfGanetiError):
+    """The OS definition (``snf-ganeti os``) cannot deploy or customize an image.
+
+    ``user_message`` is what the frontend shows (the ``image-error`` message).
+    """
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.user_message = message
+
+
+class OSParameterError(OSDefinitionError):
+    """An OS parameter (or OS API variable) is missing, invalid or conflicting."""
+
+    def __init__(self, parameter, problem):
+        self.parameter, self.problem = parameter, problem
+        super().__init__(f"OS parameter {parameter}: {problem}")
+
+
+class MissingOSParameter(OSParameterError):
+    exit_status = 3
+
+
+class InvalidOSParameter(OSParameterError):
+    exit_status = 4
+
+
+class ConflictingOSParameters(OSParameterError):
+    exit_status = 5
+
+
+class ImageError(OSDefinitionError):
+    """The image cannot be fetched, or is corrupt, truncated or of the wrong checksum."""
+
+    exit_status = 6
+
+
+class DiskError(OSDefinitionError):
+    """The instance's disk cannot take the image (too small, not a disk, unreadable)."""
+
+    exit_status = 7
+
+
+class CustomizationError(OSDefinitionError):
+    """A customization task failed; ``task`` names it."""
+
+    exit_status = 8
+
+    def __init__(self, task, problem):
+        self.task = task
+        super().__init__(f"{task}: {problem}")

@@ -19,6 +19,11 @@ DHCP_STATUS_FILE = os.path.join(RUN_DIR, "dhcpd-status.json")
 MACHINE_ID = "/etc/machine-id"
 # Libraries Debian 12 lacks, shipped privately by the .deb (NetfilterQueue).
 VENDOR_PYTHON = "/usr/lib/snf-ganeti/python"
+IMAGE_DIR = "/var/lib/snf-image"
+OS_WORK_DIR = os.path.join(RUN_DIR, "os")
+OS_DEFINITION_DIR = "/usr/share/ganeti/os/snf-image"
+MBR_BOOT_CODE = "/usr/lib/syslinux/mbr/mbr.bin"
+SNF_GANETI_BIN = "/usr/bin/snf-ganeti"
 
 
 def ganeti_queue_dir(data_dir):

@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.netns",
     "tests.fixtures.ganeti",
+    "tests.fixtures.osdefinition",
 ]
 
 _LEVELS = ("unit", "integration", "system")

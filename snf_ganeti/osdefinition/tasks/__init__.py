@@ -1,0 +1,1 @@
+"""The customization tasks, one module each (see ``customize.ORDER`` for their order)."""
