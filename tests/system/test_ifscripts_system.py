@@ -116,9 +116,11 @@ def hooks(nic_script, ganeti_cluster):
     settings = yaml.safe_load(config.read_text())
     settings["eventd"] = {"node_name": ganeti_cluster.node}
     config.write_text(yaml.safe_dump(settings))
-    installed = []
+    installed, created = [], [d for d in (HOOKS_DIR,) if not d.exists()]
     for path in HOOK_PATHS:
         hook = HOOKS_DIR / f"{path}-post.d" / f"snf-ganeti-test-{os.getpid()}"
+        if not hook.parent.exists():
+            created.append(hook.parent)
         hook.parent.mkdir(parents=True, exist_ok=True)
         hook.write_text(f"#!/bin/sh\nexport PYTHONPATH={ROOT} SNF_GANETI_CONFIG={config}\n"
                         f"exec {sys.executable} -m snf_ganeti.cli hook\n")
@@ -127,6 +129,8 @@ def hooks(nic_script, ganeti_cluster):
     yield
     for hook in installed:
         hook.unlink()
+    for directory in reversed(created):
+        directory.rmdir()
 
 
 @pytest.fixture
