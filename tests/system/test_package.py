@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from tests.support.procs import ROOT
+from tests.system.test_ifscripts_system import outside, wait_until  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.system
 PACKAGE = "snf-ganeti"
 GUEST_IP = "198.51.100.54"
-OUTSIDE_IP = "198.51.100.61"
 # Where a package may leave traces: what apt, dpkg and the kernel own, not the package's files.
 SNAPSHOT_ROOTS = ("/etc", "/usr", "/lib", "/var/lib", "/var/spool", "/srv", "/opt", "/run")
 ALLOWED_CHANGES = ("/var/lib/dpkg/", "/var/lib/apt/", "/var/cache/", "/var/lib/ganeti/",
@@ -109,15 +109,6 @@ class Daemon:
         return code
 
 
-def wait_until(predicate, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def check_installed():
     hook = "/usr/lib/snf-ganeti/hook"
     for path in ("instance-add", "instance-start", "instance-stop", "instance-remove",
@@ -143,7 +134,7 @@ def configure(amqp_config, cluster, images):
 
 
 def test_installed_package_runs_the_whole_story_and_purge_leaves_nothing(
-        deb, ganeti_cluster, ganeti_instance_name, amqp_config, consumer, netns, os_images,
+        deb, ganeti_cluster, ganeti_instance_name, amqp_config, consumer, outside, os_images,
         tmp_path):
     assert run("dpkg-query", "-W", PACKAGE, check=False).returncode != 0, "already installed"
     assert not os.path.lexists("/etc/ganeti/kvm-vif-bridge"), "an operator's NIC script"
@@ -158,7 +149,7 @@ def test_installed_package_runs_the_whole_story_and_purge_leaves_nothing(
         shutil.copy(os_images.get(), images / "debian.img")
         configure(amqp_config, ganeti_cluster, images)
         daemons = [Daemon("eventd", tmp_path), Daemon("dhcpd", tmp_path)]
-        story(ganeti_cluster, ganeti_instance_name, consumer, netns)
+        story(ganeti_cluster, ganeti_instance_name, consumer, outside)
     finally:
         for daemon in daemons:
             daemon.stop()
@@ -174,13 +165,7 @@ def kind(message):
     return "ganeti-create-progress" if message["type"].startswith("image-") else message["type"]
 
 
-def story(cluster, name, consumer, netns):
-    outside = netns("out")
-    host_end = netns.ifname("so")
-    netns.veth(None, outside, host_end, "eth0")
-    run("ip", "link", "set", host_end, "master", cluster.bridge, "up")
-    outside.run("ip", "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
-    outside.run("ip", "link", "set", "eth0", "up")
+def story(cluster, name, consumer, outside):
     network = f"snf-pkg-{os.getpid()}"
     cluster.gnt("network", "add", "--network=198.51.100.0/24", f"--gateway={cluster.node_ip}",
                 "--tags=nfdhcpd", network)
