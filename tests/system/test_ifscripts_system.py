@@ -4,12 +4,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.support.package_story import outside_namespace, wait_until
 from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.system
@@ -47,14 +47,7 @@ def nic_script(ganeti_cluster, amqp_config, tmp_path):
 @pytest.fixture
 def outside(netns, ganeti_cluster):
     """A namespace on the cluster's bridge: the network the guest is reached from."""
-    out = netns("out")
-    host_end = netns.ifname("so")
-    netns.veth(None, out, host_end, "eth0")
-    subprocess.run(["ip", "link", "set", host_end, "master", ganeti_cluster.bridge, "up"],
-                   check=True)
-    out.run("ip", "addr", "add", f"{OUTSIDE_IP}/24", "dev", "eth0")
-    out.run("ip", "link", "set", "eth0", "up")
-    return out
+    return outside_namespace(netns, ganeti_cluster, OUTSIDE_IP)
 
 
 def reachable(ns, port=None, timeout=2.0):
@@ -64,15 +57,6 @@ def reachable(ns, port=None, timeout=2.0):
             "try: s.connect((%r,%d)); print(s.recv(64))\nexcept OSError: sys.exit(1)"
             % (timeout, GUEST_IP, port))
     return ns.run(sys.executable, "-c", code, check=False).returncode == 0
-
-
-def wait_until(predicate, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def test_kvm_guest_is_reachable_as_its_profile_says(ganeti_cluster, ganeti_instance_name,
