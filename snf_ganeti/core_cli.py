@@ -5,7 +5,7 @@ import sys
 
 import yaml
 
-from snf_ganeti import cli, config as config_mod, feed, messages, publisher
+from snf_ganeti import cli, config as config_mod, messages
 from snf_ganeti.errors import BrokerError, MessageError
 from snf_ganeti.spool import Spool
 
@@ -75,6 +75,7 @@ def config_check(args):
 
 
 def run_feed(args):
+    from snf_ganeti import feed     # pika: loaded by the commands that talk to a broker only
     config = cli.load_config(args)
     keys = args.key or ["#"]
 
@@ -97,6 +98,7 @@ def _now():
 
 
 def core_status(config):
+    from snf_ganeti import publisher
     depth, age = Spool(config.amqp.spool_dir).stats()
     try:
         connection, index = publisher.connect(config.amqp)
@@ -125,6 +127,7 @@ def show_status(args):
 
 
 def spool_flush(args):
+    from snf_ganeti import publisher
     config = cli.load_config(args)
     sender = publisher.Publisher(config.amqp)
     if args.follow:
