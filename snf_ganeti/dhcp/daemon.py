@@ -21,7 +21,7 @@ import pyinotify
 
 from snf_ganeti import frames, pathutils, sdnotify
 from snf_ganeti.daemon_status import Housekeeping
-from snf_ganeti.dhcp import handler, ipv6, steering
+from snf_ganeti.dhcp import dhcpv4, handler, ipv6, steering
 from snf_ganeti.dhcp.answer import Link
 from snf_ganeti.dhcp.binding import parse_binding
 from snf_ganeti.dhcp.table import BindingTable
@@ -34,6 +34,9 @@ _DIR_MASK = (pyinotify.IN_CLOSE_WRITE | pyinotify.IN_MOVED_TO | pyinotify.IN_MOV
              pyinotify.IN_DELETE | pyinotify.IN_Q_OVERFLOW)
 _QUEUE_LEN = 5000
 _BATCH = 256
+# Lease events are spooled (one fsync) at most this often: under load, one fsync per loop
+# iteration cost more than the answers themselves.
+_LEASE_DELAY = 0.1
 
 
 class Dhcpd:
@@ -45,6 +48,7 @@ class Dhcpd:
         self.duid = ipv6.server_duid(_machine_id())
         self.stats = collections.Counter()
         self.leases = []
+        self.templates = dhcpv4.ReplyTemplates()
         self.sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         self.steering = steering.Steering(steering.plan(self.dhcp), self.dhcp.fail_open,
                                           config.network.firewall_backend)
@@ -104,7 +108,8 @@ class Dhcpd:
         queued = handler.QueuedPacket(payload=packet.get_payload(),
                                       ifindex=packet.physindev or packet.indev,
                                       hw=frames.mac_text(hw) if hw else None)
-        decision = handler.handle(queued, self.table.lookup, self.dhcp, self.duid)
+        decision = handler.handle(queued, self.table.lookup, self.dhcp, self.duid,
+                                  self.templates)
         if decision.verdict == handler.ACCEPT:
             packet.accept()
             self.stats["passed"] += 1
@@ -123,6 +128,11 @@ class Dhcpd:
                 {"node": self.node, "instance": binding.hostname, "tap": binding.tap,
                  "mac": binding.mac, "family": "ipv4", **answer.lease}, self.clock())
             self.leases.append((message.routing_key, message.body, message.message_id))
+
+    def flush_leases(self):
+        if self.leases:
+            self.publisher.publish_many(self.leases)
+            self.leases = []
 
     def send(self, frame_list, kind):
         for frame in frame_list:
@@ -200,6 +210,7 @@ class Dhcpd:
             self._loop(should_stop, notifier, netlink)
         finally:
             sdnotify.notify("STOPPING=1")
+            self.flush_leases()
             self.steering.remove()
             for queue in self.queues:
                 queue.unbind()
@@ -220,9 +231,10 @@ class Dhcpd:
         inotify_fd = notifier._fd
         next_ra = self.clock()
         housekeeping = Housekeeping(self.write_status)
+        last_leases = 0.0
         while not should_stop():
             now = self.clock()
-            timeout = max(0.0, min(next_ra - now, 1.0))
+            timeout = max(0.0, min(next_ra - now, _LEASE_DELAY if self.leases else 1.0))
             try:
                 readable, _, _ = select.select([*queue_fds, inotify_fd, netlink], [], [],
                                                timeout)
@@ -239,11 +251,11 @@ class Dhcpd:
                     queue, batch = queue_fds[fd]
                     batch.left = _BATCH
                     queue.run_socket(batch)
-            if self.leases:
-                self.publisher.publish_many(self.leases)
-                self.leases = []
-            self.publisher.pump()
             now = self.clock()
+            if self.leases and (len(self.leases) >= _BATCH or now - last_leases >= _LEASE_DELAY):
+                self.flush_leases()
+                last_leases = now
+            self.publisher.pump()
             if now >= next_ra:
                 self.periodic_ra()
                 next_ra = now + self.dhcp.ra_period

@@ -3,6 +3,7 @@ the binding, the link it goes out on and the configuration."""
 
 import ipaddress
 import struct
+from dataclasses import dataclass
 
 import dpkt
 
@@ -19,6 +20,59 @@ CLIENT_PORT, SERVER_PORT = 68, 67
 _ALL = ipaddress.IPv4Address("255.255.255.255")
 
 
+@dataclass(frozen=True)
+class Request:
+    """The fields of a BOOTREQUEST that the answer depends on."""
+    op: int
+    hrd: int
+    hln: int
+    xid: int
+    flags: int
+    ciaddr: int
+    giaddr: int
+    chaddr: bytes       # hln bytes (at most 16)
+    opts: tuple         # ((code, value), ...) in order
+
+
+_MAGIC = b"\x63\x82\x53\x63"
+_FIXED = struct.Struct("!BBBBIHHIIII")
+
+
+def parse_request(payload):
+    """The Request in an IPv4 packet (as NFQUEUE gives it); None if it is not UDP to port 67
+    in one unfragmented datagram; ValueError if it is malformed."""
+    if len(payload) < 28 or payload[0] >> 4 != 4:
+        raise ValueError("not an IPv4 packet")
+    header = (payload[0] & 0x0F) * 4
+    if header < 20 or payload[9] != 17 or struct.unpack_from("!H", payload, 6)[0] & 0x3FFF:
+        return None
+    sport, dport, length = struct.unpack_from("!HHH", payload, header)
+    if dport != SERVER_PORT:
+        return None
+    message = payload[header + 8:header + length]
+    if length < 8 + 240 or len(message) < length - 8 or message[236:240] != _MAGIC:
+        raise ValueError("not a BOOTP message with DHCP options")
+    op, hrd, hln, _, xid, _, flags, ciaddr, _, _, giaddr = _FIXED.unpack_from(message)
+    return Request(op, hrd, hln, xid, flags, ciaddr, giaddr, message[28:28 + min(hln, 16)],
+                   _parse_options(message, 240))
+
+
+def _parse_options(message, at):
+    options = []
+    while at < len(message):
+        code = message[at]
+        if code == 255:
+            break
+        if code == 0:
+            at += 1
+            continue
+        if at + 2 > len(message) or at + 2 + message[at + 1] > len(message):
+            raise ValueError("an option runs past the end")
+        options.append((code, message[at + 2:at + 2 + message[at + 1]]))
+        at += 2 + message[at + 1]
+    return tuple(options)
+
+
 def server_address(binding, config):
     """The source and server identifier: configured, else on-link (GATEWAY or first host)."""
     if config.server_ip:
@@ -26,8 +80,10 @@ def server_address(binding, config):
     return binding.gateway or binding.subnet.network_address + 1
 
 
-def answer(request, binding, link, hw, config):
-    """The Answer to ``request`` (a parsed dpkt DHCP) from ``hw`` on ``binding``'s tap."""
+def answer(request, binding, link, hw, config, templates=None):
+    """The Answer to ``request`` (a Request) from ``hw`` on ``binding``'s tap; ``templates``
+    (ReplyTemplates) reuses the frames built for earlier requests."""
+    reply = (templates or ReplyTemplates()).reply
     options = dict(request.opts)
     msg_type = options.get(MSG_TYPE, b"")
     if request.op != dpkt.dhcp.DHCP_OP_REQUEST or len(msg_type) != 1:
@@ -46,42 +102,45 @@ def answer(request, binding, link, hw, config):
     if kind in (REQUEST, INFORM) and chosen is not None and chosen != server.packed:
         return ignored("other-server")
     if kind == DISCOVER:
-        return _reply("offer", OFFER, request, binding, link, hw, server, config)
+        return reply("offer", OFFER, request, binding, link, hw, server, config)
     if kind == REQUEST:
         wanted = options.get(REQUESTED_IP) or struct.pack("!I", request.ciaddr)
         if wanted != binding.ip.packed:
-            return _reply("nak", NAK, request, binding, link, hw, server, config)
-        return _reply("ack", ACK, request, binding, link, hw, server, config)
+            return reply("nak", NAK, request, binding, link, hw, server, config)
+        return reply("ack", ACK, request, binding, link, hw, server, config)
     if kind == INFORM:
-        return _reply("inform", ACK, request, binding, link, hw, server, config)
+        return reply("inform", ACK, request, binding, link, hw, server, config)
     return ignored({DECLINE: "decline", RELEASE: "release"}.get(kind, "message-type"))
 
 
-# Reply frames without their xid, by everything else they are made of: a VM's OFFER and ACK
-# are the same but for the xid each time.  The entry holds the binding, link and config it was
-# built from, so their ids in the key cannot be reused while it exists.
-_TEMPLATES = {}
-_TEMPLATES_MAX = 4096
-_XID_OFFSET = 4     # in the BOOTP message
+class ReplyTemplates:
+    """Reply frames without their xid, by everything else they are made of: a VM's OFFER and
+    ACK are the same but for the xid each time.  An entry holds the binding, link and config
+    it was built from, so their ids in its key cannot be reused while it exists."""
 
+    MAX = 4096
+    XID_OFFSET = 4      # in the BOOTP message
 
-def _reply(name, kind, request, binding, link, hw, server, config):
-    key = (name, id(binding), id(link), id(config), hw, request.hrd, request.hln,
-           request.flags, request.giaddr, request.chaddr, request.ciaddr)
-    cached = _TEMPLATES.get(key)
-    if cached is None or cached[0] is not binding or cached[1] is not link or \
-            cached[2] is not config:
-        if len(_TEMPLATES) >= _TEMPLATES_MAX:
-            _TEMPLATES.clear()
-        template = frames.Udp4Template(
-            _frame(name, kind, request, binding, link, hw, server, config, xid=0))
-        cached = _TEMPLATES[key] = (binding, link, config, template)
-    frame = cached[3].with_payload_bytes(_XID_OFFSET, struct.pack("!I", request.xid))
-    lease = None
-    if name == "ack":
-        lease = {"ip": str(binding.ip), "lease_time": config.lease_time,
-                 "hostname": binding.hostname}
-    return Answer(name, (Frame(binding.tap, frame),), lease)
+    def __init__(self):
+        self._frames = {}
+
+    def reply(self, name, kind, request, binding, link, hw, server, config):
+        key = (name, id(binding), id(link), id(config), hw, request.hrd, request.hln,
+               request.flags, request.giaddr, request.chaddr, request.ciaddr)
+        cached = self._frames.get(key)
+        if cached is None or cached[0] is not binding or cached[1] is not link or \
+                cached[2] is not config:
+            if len(self._frames) >= self.MAX:
+                self._frames.clear()
+            template = frames.Udp4Template(
+                _frame(name, kind, request, binding, link, hw, server, config, xid=0))
+            cached = self._frames[key] = (binding, link, config, template)
+        frame = cached[3].with_payload_bytes(self.XID_OFFSET, struct.pack("!I", request.xid))
+        lease = None
+        if name == "ack":
+            lease = {"ip": str(binding.ip), "lease_time": config.lease_time,
+                     "hostname": binding.hostname}
+        return Answer(name, (Frame(binding.tap, frame),), lease)
 
 
 def _frame(name, kind, request, binding, link, hw, server, config, xid):

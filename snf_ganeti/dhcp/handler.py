@@ -32,14 +32,15 @@ class Decision:
     answer: Answer | None   # None: not from a bound tap
 
 
-def handle(packet, lookup, config, duid):
-    """Judge ``packet``; ``lookup(ifindex)`` gives (Binding, Link of its INDEV) or None."""
+def handle(packet, lookup, config, duid, templates=None):
+    """Judge ``packet``; ``lookup(ifindex)`` gives (Binding, Link of its INDEV) or None;
+    ``templates`` (dhcpv4.ReplyTemplates) lets DHCPv4 replies reuse earlier ones."""
     bound = lookup(packet.ifindex)
     if bound is None:
         return Decision(ACCEPT, None)
     binding, link = bound
     try:
-        answer = _answer(packet, binding, link, config, duid)
+        answer = _answer(packet, binding, link, config, duid, templates)
     except _MALFORMED:
         answer = ignored("malformed")
     except Exception:   # a bug must not stop the other VMs' answers
@@ -48,15 +49,13 @@ def handle(packet, lookup, config, duid):
     return Decision(DROP, answer)
 
 
-def _answer(packet, binding, link, config, duid):
+def _answer(packet, binding, link, config, duid, templates):
     version = packet.payload[0] >> 4 if packet.payload else 0
     if version == 4:
-        ip = _unpack(dpkt.ip.IP, packet.payload)
-        udp = ip.data
-        if not isinstance(udp, dpkt.udp.UDP) or udp.dport != dhcpv4.SERVER_PORT:
+        request = dhcpv4.parse_request(packet.payload)
+        if request is None:
             return ignored("not-dhcp")
-        request = _unpack(dpkt.dhcp.DHCP, udp.data)
-        return dhcpv4.answer(request, binding, link, packet.hw, config)
+        return dhcpv4.answer(request, binding, link, packet.hw, config, templates)
     if version == 6:
         ip6 = _unpack(dpkt.ip6.IP6, packet.payload)
         inner = ip6.data
