@@ -87,3 +87,4 @@ def test_installed_package_runs_the_whole_story_and_purge_leaves_nothing(
     left = [path for path in unexplained(before, snapshot())
             if not owned_by_another_package(path)]
     assert left == [], "purge left these behind"
+    assert "snf_ganeti" not in run("nft", "list", "tables").stdout, "purge left nft tables"
