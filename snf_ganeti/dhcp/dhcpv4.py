@@ -46,7 +46,7 @@ def parse_request(payload):
     header = (payload[0] & 0x0F) * 4
     if header < 20 or payload[9] != 17 or struct.unpack_from("!H", payload, 6)[0] & 0x3FFF:
         return None
-    sport, dport, length = struct.unpack_from("!HHH", payload, header)
+    _, dport, length = struct.unpack_from("!HHH", payload, header)
     if dport != SERVER_PORT:
         return None
     message = payload[header + 8:header + length]

@@ -1,7 +1,6 @@
 """Apply a HookPlan: the edge where a hook touches the host and the broker."""
 
 import logging
-import os
 import socket
 import time
 
@@ -18,8 +17,8 @@ def run_hook(config, environ, clock=time.time):
     node = config.eventd.node_name or socket.getfqdn()
     plan = plan_hook(env, node, clock())
     if plan.cleanup:
+        from snf_ganeti.ifscripts import apply
         for tap in taps_of(config, plan.cleanup):
-            from snf_ganeti.ifscripts import apply
             apply.ifdown(config, {"INTERFACE": tap})
     if plan.message is not None:
         message = plan.message
@@ -36,9 +35,4 @@ def taps_of(config, instance):
     """The taps whose ifup state says they belong to ``instance``."""
     from snf_ganeti.ifscripts.apply import NicStore
     store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
-    try:
-        names = sorted(os.listdir(config.network.state_dir))
-    except FileNotFoundError:
-        return []
-    taps = [name[:-5] for name in names if name.endswith(".json") and not name.startswith(".")]
-    return [tap for tap in taps if (store.state(tap) or {}).get("instance") == instance]
+    return [tap for tap in store.taps() if (store.state(tap) or {}).get("instance") == instance]

@@ -28,6 +28,14 @@ class NicStore:
     def __init__(self, state_dir, bindings_dir):
         self.state_dir, self.bindings_dir = state_dir, bindings_dir
 
+    def taps(self):
+        """The taps that have a state file, by name."""
+        try:
+            names = os.listdir(self.state_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
+
     def state(self, tap):
         try:
             with open(os.path.join(self.state_dir, f"{tap}.json")) as stream:

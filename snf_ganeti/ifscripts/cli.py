@@ -30,9 +30,7 @@ def _run(args, action):
 
 
 def status(config):
-    try:
-        taps = sorted(n[:-5] for n in os.listdir(config.network.state_dir) if n.endswith(".json"))
-    except FileNotFoundError:
-        taps = []
+    from snf_ganeti.ifscripts.apply import NicStore
+    taps = NicStore(config.network.state_dir, config.dhcp.bindings_dir).taps()
     return {"nics_set_up": len(taps), "taps": " ".join(taps) or None,
             "firewall_backend": config.network.firewall_backend}
