@@ -125,6 +125,12 @@ def _default_profiles():
     return DEFAULT_PROFILES
 
 
+def _check_routed_mark(value):
+    if not 0 < value < 2 ** 32 or value & 0xFFFF:
+        return "must be a 32-bit mark whose low 16 bits are 0 (the table number goes there)"
+    return None
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     firewall_backend: str = _opt("nftables", "nftables (one table, atomic per NIC; Debian 12's "
@@ -147,6 +153,11 @@ class NetworkConfig:
     mac_filter_mask: str = _opt("ff:ff:f0:00:00:00", "on private networks a VM receives only "
                                                      "frames whose source MAC shares its own "
                                                      "MAC under this mask")
+    routed_mark: int = _opt(0x534E0000, "packets from a routed NIC get firewall mark "
+                                        "routed_mark + the link's routing table number (at "
+                                        "most 65535), and one policy rule per link sends "
+                                        "that mark to the table; the low 16 bits must be 0",
+                            _check_routed_mark)
     state_dir: str = _opt(pathutils.IFSCRIPTS_STATE_DIR, "what ifup set up for each tap, so "
                                                          "ifdown can undo it", _absolute)
 

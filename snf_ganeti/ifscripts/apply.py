@@ -5,6 +5,8 @@ reused), so running it twice equals running it once. ifdown needs only
 INTERFACE: what to undo comes from the state file ifup wrote.
 """
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -49,6 +51,35 @@ class NicStore:
     def write_binding(self, tap, content):
         _write_atomically(self.bindings_dir, tap, content, mode=0o644)
 
+    @contextlib.contextmanager
+    def locked(self):
+        """One ifup or ifdown at a time on the node: links' users are counted here."""
+        os.makedirs(self.state_dir, exist_ok=True)
+        with open(os.path.join(self.state_dir, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def join_link(self, table, tap):
+        _write_atomically(self._link_dir(table), tap, "")
+
+    def leave_link(self, table, tap):
+        """Forget that ``tap`` uses ``table``; True when no tap uses it any more."""
+        directory = self._link_dir(table)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, tap))
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            return True
+        except OSError:  # not empty
+            return False
+        with contextlib.suppress(OSError):  # the last link
+            os.rmdir(os.path.dirname(directory))
+        return True
+
+    def _link_dir(self, table):
+        return os.path.join(self.state_dir, "links", str(table))
+
     def forget(self, tap):
         for path in (os.path.join(self.bindings_dir, tap), os.path.join(self.state_dir, f"{tap}.json")):
             try:
@@ -84,9 +115,14 @@ def ifup(config, environ, publish=True):
     plan = plan_nic(nic, config.network, profiles)
     store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
     backend = firewall_backend(config)
-    with Host(config.network) as host:
+    with store.locked(), Host(config.network) as host:
         host.require_tap(plan.tap)
         _down(host, backend, store, plan.tap)
+        # What a failure part-way must undo, before the state file exists.
+        state = {"tap": plan.tap, "mode": plan.mode}
+        if plan.routed:
+            state.update(table=plan.routed.table, mark=plan.routed.mark)
+            store.join_link(plan.routed.table, plan.tap)
         try:
             state = host.setup(plan)
             backend.setup(profiles)
@@ -100,7 +136,7 @@ def ifup(config, environ, publish=True):
                          binding=plan.binding is not None)
             store.save_state(plan.tap, state)
         except BaseException:
-            _down(host, backend, store, plan.tap)  # nothing half done
+            _down(host, backend, store, plan.tap, state)  # nothing half done
             raise
     log.info("%s up: %s %s %s, profile %s", plan.tap, nic.instance, nic.mode, nic.link,
              plan.filter.profile)
@@ -113,8 +149,8 @@ def ifdown(config, environ, publish=True):
     """Remove everything tied to the tap named by INTERFACE; fine if the tap is gone."""
     tap = nic_mod.parse_tap(environ)
     store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
-    state = store.state(tap)
-    with Host(config.network) as host:
+    with store.locked(), Host(config.network) as host:
+        state = store.state(tap)
         _down(host, firewall_backend(config), store, tap, state)
     log.info("%s down", tap)
     if publish and state:
@@ -126,6 +162,8 @@ def _down(host, backend, store, tap, state=None):
     state = state if state is not None else store.state(tap)
     backend.apply(tap, None)
     host.cleanup(tap, state)
+    if state and state.get("mark") and store.leave_link(state["table"], tap):
+        host.remove_link_rule(state["table"], state["mark"])
     store.forget(tap)
 
 

@@ -68,6 +68,7 @@ class NicFilter:
     profile: str | None         # None: no filtering toward the VM
     mac_prefix: tuple | None = None   # (prefix, mask): only frames from it reach the VM
     bridge: str | None = None
+    route_mark: int | None = None     # routed: the mark that selects the link's table
 
 
 def parse_profiles(raw):

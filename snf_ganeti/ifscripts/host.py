@@ -1,9 +1,11 @@
 """The links, rules, routes and neighbour proxies of one NIC (pyroute2, netlink).
 
 ``setup`` applies the link part of a NicPlan and returns what it did, as a
-plain dict for the NIC's state file; ``cleanup`` undoes a state dict, and
-everything keyed by the tap's name, whether or not the tap still exists
-(tap names are reused: ifup starts from a clean slate).
+plain dict for the NIC's state file; ``cleanup`` undoes exactly what a state
+dict records (tap names are reused: ifup starts from a clean slate). Routed
+NICs share one policy rule per link (``fwmark`` of the link, set by the
+firewall on every packet from its taps): a per-NIC ``iif`` rule would make
+every routed packet walk one rule per NIC.
 """
 
 import logging
@@ -23,31 +25,6 @@ log = logging.getLogger(__name__)
 
 class HostError(SnfGanetiError):
     """The host refused a change (one line naming the object)."""
-
-
-def route_table(name, rt_tables=pathutils.RT_TABLES):
-    """A routing table's number from its name or number (iproute2's rt_tables)."""
-    if name.isdigit():
-        return int(name)
-    paths = [rt_tables] + sorted(
-        os.path.join(rt_tables + ".d", f) for f in _listdir(rt_tables + ".d") if f.endswith(".conf"))
-    for path in paths:
-        try:
-            with open(path) as stream:
-                for line in stream:
-                    fields = line.split("#", 1)[0].split()
-                    if len(fields) == 2 and fields[1] == name and fields[0].isdigit():
-                        return int(fields[0])
-        except FileNotFoundError:
-            continue
-    raise EnvVarError("LINK", f"{name!r} is neither a routing table number nor a name in {rt_tables}")
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
 
 
 def port_request(private, uplink, parent_index, network_config):
@@ -106,19 +83,22 @@ class Host:
 
     def _routed(self, plan, tap):
         routed = plan.routed
-        table = route_table(routed.table)
+        table = routed.table
         self._link("set", index=tap, state="up")
         _sysctl(f"ipv4/conf/{plan.tap}/proxy_arp", "1")
         # Neighbour solicitations from the VM are answered by dhcpd, not the kernel.
         _sysctl(f"ipv6/conf/{plan.tap}/proxy_ndp", "0", missing_ok=True)
-        state = {"table": table}
+        # rp_filter's reverse lookup must see the mark too, or it cannot find the table.
+        _sysctl(f"ipv4/conf/{plan.tap}/src_valid_mark", "1")
+        self.ensure_link_rule(table, routed.mark)
+        state = {"table": table, "mark": routed.mark, "routes": []}
         for address, family, length in ((routed.ipv4, socket.AF_INET, 32),
                                         (routed.ipv6, socket.AF_INET6, 128)):
             if address is None:
                 continue
-            self._call(self.ipr.rule, "add", family=family, iifname=plan.tap, table=table)
             self._call(self.ipr.route, "replace", dst=f"{address}/{length}", oif=tap, table=table,
                        proto="static")
+            state["routes"].append(f"{address}/{length}")
         uplink = self.uplink(table, socket.AF_INET) if routed.ipv4 else None
         if uplink:
             announce.gratuitous_arp(uplink, self.mac_of(uplink), routed.ipv4)
@@ -167,26 +147,46 @@ class Host:
 
     # -- cleanup ----------------------------------------------------------------
 
+    def ensure_link_rule(self, table, mark):
+        """One policy rule per link and family: packets carrying its mark use its table."""
+        for family in (socket.AF_INET, socket.AF_INET6):
+            self._call(self.ipr.rule, "add", family=family, fwmark=mark, fwmask=0xFFFFFFFF,
+                       table=table)
+
+    def remove_link_rule(self, table, mark):
+        for family in (socket.AF_INET, socket.AF_INET6):
+            self._call(self.ipr.rule, "del", family=family, fwmark=mark, fwmask=0xFFFFFFFF,
+                       table=table, missing_ok=True)
+
     def cleanup(self, tap, state):
-        """Remove everything tied to ``tap``: its rules always, the rest from ``state``."""
+        """Remove what ``state`` says ifup made for ``tap``; without a state, search for it."""
+        state = state or {}
+        index = self.index(tap)
+        table = state.get("table")
+        if index is not None and table is not None:
+            routes = state.get("routes")
+            if routes is None:  # a state from before routes were recorded
+                routes = [f"{r.get_attr('RTA_DST')}/{r['dst_len']}" for family in
+                          (socket.AF_INET, socket.AF_INET6)
+                          for r in self.ipr.get_routes(family=family, table=table, oif=index)]
+            for dst in routes:
+                self._call(self.ipr.route, "del", table=table, oif=index, dst=dst,
+                           family=socket.AF_INET6 if ":" in dst else socket.AF_INET,
+                           missing_ok=True)
+        if table is not None and "mark" not in state:  # ifup of a version with iif rules
+            self._remove_iif_rules(tap)
+        proxy = state.get("proxy_ndp")
+        if proxy and self.index(proxy["dev"]) is not None:
+            self._call(self.ipr.neigh, "del", dst=proxy["address"], ifindex=self.index(proxy["dev"]),
+                       flags=ndmsg.NTF_PROXY, family=socket.AF_INET6, missing_ok=True)
+
+    def _remove_iif_rules(self, tap):
         for family in (socket.AF_INET, socket.AF_INET6):
             for rule in self.ipr.get_rules(family=family):
                 if rule.get_attr("FRA_IIFNAME") == tap:
                     self._call(self.ipr.rule, "del", family=family, iifname=tap,
                                table=rule.get_attr("FRA_TABLE") or rule["table"],
                                priority=rule.get_attr("FRA_PRIORITY"), missing_ok=True)
-        index = self.index(tap)
-        table = (state or {}).get("table")
-        if index is not None and table is not None:
-            for family in (socket.AF_INET, socket.AF_INET6):
-                for route in self.ipr.get_routes(family=family, table=table, oif=index):
-                    self._call(self.ipr.route, "del", table=table, oif=index, family=family,
-                               dst=f"{route.get_attr('RTA_DST')}/{route['dst_len']}",
-                               missing_ok=True)
-        proxy = (state or {}).get("proxy_ndp")
-        if proxy and self.index(proxy["dev"]) is not None:
-            self._call(self.ipr.neigh, "del", dst=proxy["address"], ifindex=self.index(proxy["dev"]),
-                       flags=ndmsg.NTF_PROXY, family=socket.AF_INET6, missing_ok=True)
 
     # -- netlink with one-line errors -------------------------------------------
 

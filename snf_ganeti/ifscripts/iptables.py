@@ -34,7 +34,7 @@ from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts.nft import FirewallError
 
 LOCK = "/run/xtables.lock"
-TABLES = ("raw", "filter")
+TABLES = ("raw", "mangle", "filter")
 COMMAND_TIMEOUT = 30
 
 
@@ -104,9 +104,10 @@ class IptablesBackend:
             # The index sets (membership) are added first and removed last: the tap is
             # checked during the whole change, and what it has is always found again.
             first = [f"add {s} {e}" for s, e in sorted(new - old) if s in index]
-            changes = ([f"del {s} {e}" for s, e in sorted(old - new) if s not in index]
+            changes = ([f"del {s} {r.element_key(e)}" for s, e in sorted(old - new)
+                        if s not in index]
                        + [f"add {s} {e}" for s, e in sorted(new - old) if s not in index])
-            last = [f"del {s} {e}" for s, e in sorted(old - new) if s in index]
+            last = [f"del {s} {r.element_key(e)}" for s, e in sorted(old - new) if s in index]
             if any(line.startswith("add") for line in changes) or first:
                 self._ipset(first + changes, tap)
             else:

@@ -14,6 +14,9 @@ ipset, layer 2 is ebtables (bridged NICs) and arptables (routed NICs):
   (hash:net,iface, ``ADDR,TAP``) whether its source is the tap's own: one
   group test and one hash lookup whatever the number of NICs. ``snf-mac`` holds one ``-i TAP -m mac ! --mac-source``
   rule per routed tap (the kernel has no ipset type keyed by MAC);
+- ``mangle PREROUTING -> snf-mark``: a packet from a managed routed tap gets the
+  routing mark of its link from its source's element in ``snf-src4/6``
+  (``-j SET --map-mark``, which only the mangle table allows): one lookup;
 - ``filter FORWARD -> snf-to``: traffic toward VMs. Routed: one rule per
   *profile* compares the output interface's group with the profile's
   (``-m devgroup --dst-group``) and jumps to ``snf-profile_<profile>``, so the cost grows with
@@ -56,8 +59,10 @@ FAMILIES = ("ip", "ip6")
 VERSION = {"ip": 4, "ip6": 6}
 ANY = {"ip": "0.0.0.0/0", "ip6": "::/0"}
 # chains in the iptables tables: (table, builtin chain, our chain it jumps to)
-JUMPS = (("raw", "PREROUTING", "snf-from"), ("filter", "FORWARD", "snf-to"))
+JUMPS = (("raw", "PREROUTING", "snf-from"), ("mangle", "PREROUTING", "snf-mark"),
+         ("filter", "FORWARD", "snf-to"))
 FROM, MAC_CHAIN, TO, BRIDGED = "snf-from", "snf-mac", "snf-to", "snf-bridged"
+MARK = "snf-mark"
 # chains setup creates but whose rules belong to taps: (table, chain)
 TAP_RULE_CHAINS = (("raw", MAC_CHAIN), ("filter", BRIDGED))
 PROFILE_CHAIN = "snf-profile_"
@@ -194,7 +199,14 @@ def set_family(name):
 
 def create_set(name):
     family = "inet6" if set_family(name) == "ip6" else "inet"
-    return f"create {name} hash:net,iface family {family}"
+    # Source sets carry each address's routing mark (skbinfo): one lookup marks a packet.
+    extra = " skbinfo" if name in (src_set("ip"), src_set("ip6")) else ""
+    return f"create {name} hash:net,iface family {family}{extra}"
+
+
+def element_key(element):
+    """An element without its extensions (``skbmark ...``), as ``ipset del`` wants it."""
+    return element.split(" ", 1)[0]
 
 
 def address(value, version):
@@ -234,6 +246,13 @@ def from_rules(family):
     rules += [["-m", "set", "--match-set", src_set(family), "src,src", "-j", "RETURN"],
               ["-j", "DROP"]]
     return rules
+
+
+def mark_rules(family):
+    """snf-mark (mangle, only there can a set give the mark): a routed packet that passed
+    snf-from gets its link's routing mark from its source's element in snf-src4/6."""
+    return [["-m", "devgroup", "--src-group", f"{GROUP_BASE:#x}/{GROUP_MASK:#x}",
+             "-j", "SET", "--map-set", src_set(family), "src,src", "--map-mark"]]
 
 
 def to_rules(keys, family):
@@ -302,6 +321,7 @@ def skeleton(profiles):
     chains = {}
     for family in FAMILIES:
         chains[(family, "raw")] = {FROM: from_rules(family)}
+        chains[(family, "mangle")] = {MARK: mark_rules(family)}
         filter_chains = {TO: to_rules([profile_key(n) for n in profiles], family)}
         for profile in profiles.values():
             filter_chains[profile_chain(profile.name)] = profile_rules(profile, family)
@@ -337,9 +357,10 @@ def nic_plan(nic):
     if nic.mode == "routed":
         for family, addresses in (("ip", ipv4), ("ip6", ipv6)):
             plan.elements.add((vm_set(family), index_element(tap, family)))
-            plan.elements.update((src_set(family), f"{a},{tap}") for a in addresses)
+            mark = f" skbmark {nic.route_mark:#x}" if nic.route_mark else ""
+            plan.elements.update((src_set(family), f"{a},{tap}{mark}") for a in addresses)
             plan.mac_rules[family] = mac_rule(tap, vm_mac)
-        plan.arp_chain = arp_from_vm(vm_mac, ipv4)
+        plan.arp_chain = arp_from_vm(vm_mac, ipv4, nic.route_mark)
         plan.group = nic_group(nic.profile)
         if nic.profile is not None:
             plan.elements.update((to_set(nic.profile, f), index_element(tap, f)) for f in FAMILIES)
@@ -397,11 +418,13 @@ def prv_rule(tap, prefix, mask):
     return ["-o", tap, "-s", "!", f"{prefix}/{mask}", "-j", "DROP"]
 
 
-def arp_from_vm(vm_mac, ipv4):
-    """arptables rules of snf-from_TAP for a routed VM (the node is the only one to fool)."""
+def arp_from_vm(vm_mac, ipv4, route_mark=None):
+    """arptables rules of snf-from_TAP for a routed VM (the node is the only one to fool).
+    The link's mark lets proxy ARP find the gateway in the link's table."""
     if not ipv4:
         return [["-j", "DROP"]]
-    return ([["--source-mac", "!", vm_mac, "-j", "DROP"]]
+    marking = [["-j", "MARK", "--set-mark", f"{route_mark:#x}"]] if route_mark else []
+    return ([["--source-mac", "!", vm_mac, "-j", "DROP"]] + marking
             + [["-s", a, "-j", "RETURN"] for a in ["0.0.0.0", *ipv4]] + [["-j", "DROP"]])
 
 
@@ -469,13 +492,13 @@ def parse_ipset_save(text):
             if parts[0] == "create":
                 sets.setdefault(parts[1], set())
             elif parts[0] == "add" and len(parts) >= 3:
-                sets.setdefault(parts[1], set()).add(parts[2])
+                sets.setdefault(parts[1], set()).add(" ".join(parts[2:]))
     return sets
 
 
 def element_tap(element):
     """(tap, physdev?) of a hash:net,iface element."""
-    iface = element.split(",", 1)[1]
+    iface = element_key(element).split(",", 1)[1]
     return (iface[len("physdev:"):], True) if iface.startswith("physdev:") else (iface, False)
 
 
@@ -498,13 +521,13 @@ def set_lines(name, elements):
     if name == VERSIONS:
         return lines + [f"    {element.split(',', 1)[1]}" for element in sorted(elements)]
     for element in sorted(elements):
-        net, _ = element.split(",", 1)
+        net, rest = element.split(",", 1)
         tap, physdev = element_tap(element)
         text = f'    "{tap}"' + (" physdev" if physdev else "")
         if target:
             text += f" : jump {target}"
         elif name not in index_sets():
-            text += f" {net}"
+            text += f" {net}" + (f" mark {rest.split()[-1]}" if " skbmark " in rest else "")
         lines.append(text)
     return lines
 

@@ -213,6 +213,10 @@ def _text(expr):
         return f"{kind} {body['target']}"
     if kind == "vmap":
         return f"{_text(body['key'])} vmap {_text(body['data'])}"
+    if kind == "mangle":
+        value = body["value"]
+        return f"{_text(body['key'])} set " + (f"{value:#x}" if isinstance(value, int) else
+                                                _text(value))
     if kind == "counter":
         return "counter"                                # counts would make listings differ
     return json.dumps(expr, sort_keys=True)

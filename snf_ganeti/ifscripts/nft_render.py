@@ -7,7 +7,8 @@ Three tables named ``snf_ganeti``:
   ``forward`` dispatches frames *toward* a VM to its profile chain, and
   ``postrouting`` to ``prv_<tap>``, the MAC-prefix filter of private networks;
 - ``inet``: routed NICs. ``prerouting`` (before conntrack) dispatches to
-  ``from_<tap>``, ``forward`` to the profile chain;
+  ``from_<tap>``, which ends by setting the link's routing mark, ``forward``
+  to the profile chain;
 - ``arp``: routed NICs' ARP (the inet family never sees it), ``input`` to ``from_<tap>``.
 
 Every dispatch is one verdict-map lookup keyed by interface name, so the
@@ -204,8 +205,8 @@ def nic_objects(nic):
         families = ("bridge",)
     elif nic.mode == "routed":
         # Every frame toward a routed VM comes from the host, so a MAC prefix filters nothing.
-        chains = [Chain("inet", f"from_{tap}", routed_from_vm(mac, ipv4, ipv6)),
-                  Chain("arp", f"from_{tap}", arp_from_vm(mac, ipv4))]
+        chains = [Chain("inet", f"from_{tap}", routed_from_vm(mac, ipv4, ipv6, nic.route_mark)),
+                  Chain("arp", f"from_{tap}", arp_from_vm(mac, ipv4, nic.route_mark))]
         families = ("inet",)
     else:
         raise ValueError(f"mode {nic.mode!r} has no firewall (bridged or routed)")
@@ -230,19 +231,25 @@ def bridged_from_vm(mac, ipv4, ipv6):
     return tuple(rules + _ip_sources(ipv4, ipv6, "bridge"))
 
 
-def routed_from_vm(mac, ipv4, ipv6):
+def routed_from_vm(mac, ipv4, ipv6, route_mark=None):
+    # What passed gets its link's routing mark: one policy rule per link selects the table.
     return tuple([[match(payload("ether", "saddr"), mac, "!="), DROP]]
-                 + _ip_sources(ipv4, ipv6, "inet"))
+                 + _ip_sources(ipv4, ipv6, "inet") + _marking(route_mark))
 
 
-def arp_from_vm(mac, ipv4):
+def _marking(route_mark):
+    return [[{"mangle": {"key": meta("mark"), "value": route_mark}}]] if route_mark else []
+
+
+def arp_from_vm(mac, ipv4, route_mark=None):
     if ipv4 == ():
         return ([DROP],)
-    if ipv4 is None:
-        return ([match(payload("arp", "saddr ether"), mac, "!="), DROP],)
-    return ([match(payload("arp", "saddr ether"), mac, "!="), DROP],
-            # 0.0.0.0: RFC 5227 address probes
-            [match(payload("arp", "saddr ip"), values(["0.0.0.0", *ipv4]), "!="), DROP])
+    rules = [[match(payload("arp", "saddr ether"), mac, "!="), DROP]]
+    if ipv4 is not None:
+        # 0.0.0.0: RFC 5227 address probes
+        rules.append([match(payload("arp", "saddr ip"), values(["0.0.0.0", *ipv4]), "!="), DROP])
+    # Proxy ARP looks the target up with this mark: the link's table has the gateway.
+    return tuple(rules + _marking(route_mark))
 
 
 def _ip_sources(ipv4, ipv6, family):

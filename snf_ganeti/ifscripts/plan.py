@@ -6,7 +6,10 @@ configuration into a :class:`NicPlan` (plain data). Applying it is
 """
 
 import ipaddress
+import os
 from dataclasses import dataclass
+
+from snf_ganeti import pathutils
 
 from snf_ganeti.errors import EnvVarError
 from snf_ganeti.frames import eui64, link_local
@@ -28,10 +31,11 @@ class PrivateBridge:
 
 @dataclass(frozen=True)
 class Routed:
-    table: str
+    table: int            # the link's routing table, by number
     ipv4: ipaddress.IPv4Address | None
     ipv6: ipaddress.IPv6Address | None
     gateway: ipaddress.IPv4Address | None
+    mark: int             # the firewall mark that selects the table (one policy rule per link)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class NicPlan:
     link_local: ipaddress.IPv6Address
 
 
-def plan_nic(nic, network_config, profiles):
+def plan_nic(nic, network_config, profiles, rt_tables=pathutils.RT_TABLES):
     """The NicPlan for ``nic``; EnvVarError for anything the config cannot serve."""
     profile = firewall_profile(nic, profiles)
     network = nic.network
@@ -63,8 +67,10 @@ def plan_nic(nic, network_config, profiles):
     if nic.mode == "routed":
         if nic.ip is None and ipv6 is None:
             raise EnvVarError("IP", "a routed NIC needs an IPv4 address or an IPv6 /64 network")
-        routed = Routed(table=nic.link, ipv4=nic.ip, ipv6=ipv6,
-                        gateway=network.gateway if network else None)
+        table = route_table(nic.link, rt_tables)
+        routed = Routed(table=table, ipv4=nic.ip, ipv6=ipv6,
+                        gateway=network.gateway if network else None,
+                        mark=route_mark(table, network_config.routed_mark))
     nic_filter = NicFilter(
         tap=nic.tap, mode=nic.mode, mac=nic.mac,
         # A NIC without an address of a family (private networks: the user sets it)
@@ -73,13 +79,46 @@ def plan_nic(nic, network_config, profiles):
         ipv6=(str(ipv6), str(link_local(nic.mac))) if ipv6 else None,
         profile=profile,
         mac_prefix=(masked_mac(nic.mac, mask), mask) if mac_filtered else None,
-        bridge=bridge)
+        bridge=bridge, route_mark=routed.mark if routed else None)
     wants_dhcp = any(tag in DHCP_NETWORK_TAGS for tag in net_tags)
     return NicPlan(
         tap=nic.tap, instance=nic.instance, mode=nic.mode, mac=nic.mac, bridge=bridge,
         private=private, routed=routed, filter=nic_filter,
         binding=binding_file(nic, ipv6, bridge or nic.tap) if wants_dhcp else None,
         ipv6=ipv6, link_local=link_local(nic.mac))
+
+
+def route_table(name, rt_tables=pathutils.RT_TABLES):
+    """A routing table's number from its name or number (iproute2's rt_tables)."""
+    if name.isdigit():
+        return int(name)
+    paths = [rt_tables] + sorted(
+        os.path.join(rt_tables + ".d", f) for f in _listdir(rt_tables + ".d") if f.endswith(".conf"))
+    for path in paths:
+        try:
+            with open(path) as stream:
+                for line in stream:
+                    fields = line.split("#", 1)[0].split()
+                    if len(fields) == 2 and fields[1] == name and fields[0].isdigit():
+                        return int(fields[0])
+        except FileNotFoundError:
+            continue
+    raise EnvVarError("LINK", f"{name!r} is neither a routing table number nor a name in {rt_tables}")
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def route_mark(table, base):
+    """The mark of packets from a routed NIC of ``table``: a policy rule per link, not per NIC."""
+    if not 0 < table <= 0xFFFF:
+        raise EnvVarError("LINK", f"routing table {table} is outside 1..65535, which "
+                                  f"network.routed_mark leaves room for")
+    return base | table
 
 
 def firewall_profile(nic, profiles):

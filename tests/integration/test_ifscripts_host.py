@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from snf_ganeti.config import NetworkConfig
 from snf_ganeti.ifscripts.host import port_request
@@ -64,24 +65,49 @@ def ping(ns, address):
     return ns.run("busybox", "ping", "-c", "2", "-w", "3", address, check=False).returncode == 0
 
 
-def test_routed_nic_rules_routes_proxy_and_traffic(routed):
+def ifup_driver(ns, config, action, env):
+    return ns.run("env", f"PYTHONPATH={ROOT}", *[f"{k}={v}" for k, v in env.items()],
+                  sys.executable, "-m", "tests.support.ifup_driver", config, action, timeout=120)
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_routed_nics_share_one_policy_rule_per_link(routed, netns, tmp_path, backend):
+    """Routes, proxies and traffic through the link's table; its rule lives while a NIC uses it."""
     hv, vm, rtr = routed
+    vm2 = netns("vm2")
+    netns.veth(hv, vm2, "tap1", "eth0")
+    for command in ("ip link set eth0 address aa:6b:39:22:33:55", "ip link set eth0 up",
+                    "ip addr add 192.0.2.11/24 dev eth0", "ip route add default via 192.0.2.1"):
+        vm2.run(*command.split())
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "amqp": {"spool_dir": str(tmp_path / "spool")},
+        "network": {"state_dir": str(tmp_path / "nics"), "firewall_backend": backend},
+        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    tap1 = routed_env(INTERFACE="tap1", MAC="aa:6b:39:22:33:55", IP="192.0.2.11")
     before = state_of(hv)
     assert not ping(vm, "192.0.2.1")
-    state = json.loads(driver(hv, "up", routed_env()).stdout)
-    assert state["table"] == 100 and state["proxy_ndp"] == {"address": EUI64, "dev": "uplink0"}
+    ifup_driver(hv, config, "up", routed_env())
+    state = json.loads((tmp_path / "nics" / "tap0.json").read_text())
+    assert state["table"] == 100 and state["mark"] == 0x534E0064
+    assert state["proxy_ndp"] == {"address": EUI64, "dev": "uplink0"}
     after = state_of(hv)
-    assert after["rules"].count("iif tap0 lookup 100") == 2  # IPv4 and IPv6
+    assert after["rules"].count("fwmark 0x534e0064 lookup 100") == 2  # IPv4 and IPv6
+    assert "iif tap0" not in after["rules"]
     assert "192.0.2.10 dev tap0 proto static" in after["routes"]
     assert f"{EUI64} dev tap0 proto static" in after["routes"]
     assert f"{EUI64} dev uplink0 proxy" in after["proxy"]
     assert hv.run("sysctl", "-n", "net.ipv4.conf.tap0.proxy_arp").stdout.strip() == "1"
     assert ping(vm, "192.0.2.1") and ping(rtr, "192.0.2.10")
-    driver(hv, "up", routed_env(OLD_STATE=json.dumps(state)))  # twice == once
+    ifup_driver(hv, config, "up", routed_env())  # twice == once
     assert state_of(hv) == after
-    driver(hv, "down", {"INTERFACE": "tap0", "OLD_STATE": json.dumps(state)})
+    ifup_driver(hv, config, "up", tap1)
+    assert state_of(hv)["rules"] == after["rules"]  # one rule per link, not per NIC
+    ifup_driver(hv, config, "down", {"INTERFACE": "tap0"})
+    assert "fwmark 0x534e0064 lookup 100" in state_of(hv)["rules"]  # tap1 still uses it
+    assert ping(vm2, "192.0.2.1") and not ping(vm, "192.0.2.1")
+    ifup_driver(hv, config, "down", {"INTERFACE": "tap1"})
     assert state_of(hv) == before
-    assert not ping(vm, "192.0.2.1")
 
 
 def test_routed_nic_announces_itself_on_the_uplink(routed):

@@ -42,10 +42,10 @@ def without_action(snapshot):
 def test_ifup_twice_equals_once_and_new_mac_equals_fresh(node):
     first_down, once, twice, down = map(without_action, drive(node, "cycles:1", "up", "up", "down"))
     baseline = first_down  # the firewall's skeleton stays; nothing tied to the tap does
-    assert "tap0" not in baseline["firewall"] and "tap0" not in baseline["rules"]
+    assert "tap0" not in baseline["firewall"] and "lookup 100" not in baseline["rules"]
     assert once == twice
-    assert "tap0" in once["firewall"] and "iif tap0" in once["rules"]
-    assert once["state_files"] == ["tap0.json"] and once["bindings"] == ["tap0"]
+    assert "tap0" in once["firewall"] and "fwmark 0x534e0064 lookup 100" in once["rules"]
+    assert once["state_files"] == ["links", "tap0.json"] and once["bindings"] == ["tap0"]
     assert down == baseline
     new_mac = "aa:00:00:99:88:77"
     reused = without_action(drive(node, "up", f"up:{new_mac}")[-1])

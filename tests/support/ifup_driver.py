@@ -19,7 +19,7 @@ def snapshot(config):
     backend = apply.firewall_backend(config)
     rules = subprocess.run(["ip", "rule"], capture_output=True, text=True).stdout + \
         subprocess.run(["ip", "-6", "rule"], capture_output=True, text=True).stdout
-    files = sorted(os.listdir(config.network.state_dir)) if os.path.isdir(
+    files = sorted(f for f in os.listdir(config.network.state_dir) if f != ".lock") if os.path.isdir(
         config.network.state_dir) else []
     return {"firewall": backend.listing(), "rules": rules, "state_files": files,
             "bindings": sorted(os.listdir(config.dhcp.bindings_dir))

@@ -35,10 +35,11 @@ def test_eui64_matches_the_reference_example():
 def test_routed_plan():
     p = planned()
     assert p.mac == "aa:6b:39:22:33:44" and p.bridge is None and p.private is None
-    assert p.routed == plan.Routed("100", ipaddress.IPv4Address("192.0.2.10"),
+    assert p.routed == plan.Routed(100, ipaddress.IPv4Address("192.0.2.10"),
                                    ipaddress.IPv6Address("2001:db8:aaaa:bbbb:a86b:39ff:fe22:3344"),
-                                   ipaddress.IPv4Address("192.0.2.1"))
+                                   ipaddress.IPv4Address("192.0.2.1"), 0x534E0064)
     f = p.filter
+    assert f.route_mark == 0x534E0064
     assert f.profile == "limited" and f.ipv4 == ("192.0.2.10",)
     assert f.ipv6 == ("2001:db8:aaaa:bbbb:a86b:39ff:fe22:3344", "fe80::a86b:39ff:fe22:3344")
     assert f.mac_prefix is None
@@ -82,6 +83,8 @@ def test_profile_by_index_name_uuid(tags, profile):
     ({"NETWORK_SUBNET": "192.0.2.1/24"}, "NETWORK_SUBNET", "host bits zero"),
     ({"TAGS": "synnefo:network:0:paranoid"}, "TAGS", "'paranoid'"),
     ({"IP": None, "NETWORK_SUBNET6": None}, "IP", "needs an IPv4 address"),
+    ({"LINK": "70000"}, "LINK", "outside 1..65535"),
+    ({"LINK": "no-such-table"}, "LINK", "neither a routing table number nor a name"),
 ])
 def test_bad_environment_names_the_variable(changes, variable, problem):
     with pytest.raises(EnvVarError) as err:

@@ -258,3 +258,19 @@ def test_index_elements_of_many_taps_hash_apart_and_groups_are_ours():
 def test_index_sets_list_taps_without_their_nets():
     element = r.index_element("tap3", "ip")
     assert r.set_lines("snf-vm4", {element}) == ["  set vm4 hash:net,iface", '    "tap3"']
+
+
+def test_routed_sources_carry_the_link_mark_and_one_mangle_rule_applies_it():
+    plan = r.nic_plan(nic(mode="routed", tap="tap1", route_mark=0x534E0064))
+    assert ("snf-src4", "192.0.2.10,tap1 skbmark 0x534e0064") in plan.elements
+    assert r.element_key("192.0.2.10,tap1 skbmark 0x534e0064") == "192.0.2.10,tap1"
+    assert r.element_tap("192.0.2.10,tap1 skbmark 0x534e0064") == ("tap1", False)
+    assert r.create_set("snf-src6").endswith("family inet6 skbinfo")
+    assert not r.create_set("snf-vm4").endswith("skbinfo")
+    assert r.skeleton(PROFILES).chains[("ip6", "mangle")] == {r.MARK: [
+        ["-m", "devgroup", "--src-group", "0x73000000/0xff000000", "-j", "SET",
+         "--map-set", "snf-src6", "src,src", "--map-mark"]]}
+    sets = r.parse_ipset_save("create snf-src4 hash:net,iface family inet skbinfo\n"
+                              "add snf-src4 192.0.2.10,tap1 skbmark 0x534e0064\n")
+    assert sets == {"snf-src4": {"192.0.2.10,tap1 skbmark 0x534e0064"}}
+    assert r.set_lines("snf-src4", sets["snf-src4"])[1] == '    "tap1" 192.0.2.10 mark 0x534e0064'

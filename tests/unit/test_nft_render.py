@@ -412,3 +412,11 @@ def test_unchecked_addresses_keep_the_mac_check():
         assert '"protocol": "ip", "field": "saddr"' not in text
         assert '"protocol": "ip6", "field": "saddr"' not in text
         assert '"saddr ip"' not in text
+
+
+def test_routed_from_chain_ends_by_setting_the_link_mark():
+    objects = r.nic_objects(nic(mode="routed", route_mark=0x534E0064))
+    chain = {c.name: rules_text(c) for c in objects.chains if c.family == "inet"}["from_tap0"]
+    assert chain[-1] == f"meta mark set {0x534E0064:#x}"
+    bridged = r.nic_objects(nic(mode="bridged", route_mark=None))
+    assert not any("mark" in rule for c in bridged.chains for rule in rules_text(c))
