@@ -120,3 +120,13 @@ class CustomizationError(OSDefinitionError):
     def __init__(self, task, problem):
         self.task = task
         super().__init__(f"{task}: {problem}")
+
+
+def one_line(output, limit=200, default="failed without saying why"):
+    """A tool's error output (or an exception) as one line: its ``Error:`` messages, else its
+    lines that mention an error, else all of it; deduplicated, usage hints dropped."""
+    lines = [line.strip() for line in str(output).splitlines()
+             if line.strip() and not line.strip().startswith("Try `")]
+    messages = ([line.split("Error: ", 1)[1] for line in lines if "Error: " in line]
+                or [line for line in lines if "error" in line.lower()] or lines)
+    return ("; ".join(dict.fromkeys(messages)) or default)[:limit]

@@ -11,7 +11,7 @@ import logging
 import subprocess
 from dataclasses import dataclass
 
-from snf_ganeti.errors import SteeringError
+from snf_ganeti.errors import SteeringError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +148,9 @@ class Steering:
         except (OSError, subprocess.TimeoutExpired) as err:
             raise SteeringError(f"{argv[0]}: {err}") from None
         if check and proc.returncode != 0:
-            detail = _first_error(proc.stderr or proc.stdout or "")
+            detail = one_line(proc.stderr or proc.stdout or "", default="")
             raise SteeringError(f"{' '.join(argv[:2])} failed: {detail or proc.returncode}")
         return proc
-
-
-def _first_error(output):
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or "error" in line]
-    return (errors or lines or [""])[0][:200]
 
 
 def _tool(family, variant):

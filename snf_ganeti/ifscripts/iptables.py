@@ -30,6 +30,7 @@ import subprocess
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from snf_ganeti.errors import one_line
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts.nft import FirewallError
 
@@ -200,7 +201,7 @@ class IptablesBackend:
                 return {link.get_attr("IFLA_IFNAME"): link.get_attr("IFLA_GROUP")
                         for link in ipr.get_links()}
         except (NetlinkError, OSError) as err:
-            raise FirewallError(f"iptables: cannot list the links: {_one_line(err)}") from None
+            raise FirewallError(f"iptables: cannot list the links: {one_line(err)}") from None
 
     def _set_group(self, tap, group, only_managed=False):
         """Put ``tap`` in netdev group ``group`` if it exists (a group goes with its
@@ -218,10 +219,10 @@ class IptablesBackend:
             if err.code == 19:   # ENODEV: the tap went away meanwhile, and its group with it
                 return
             raise FirewallError(f"iptables {tap}: cannot set its netdev group: "
-                                f"{_one_line(err)}") from None
+                                f"{one_line(err)}") from None
         except OSError as err:
             raise FirewallError(f"iptables {tap}: cannot set its netdev group: "
-                                f"{_one_line(err)}") from None
+                                f"{one_line(err)}") from None
 
     # --- iptables through python-iptables ------------------------------------------------
 
@@ -245,7 +246,7 @@ class IptablesBackend:
             table.refresh()
         except Exception as err:
             raise FirewallError(f"iptables: cannot read the {family} {name} table: "
-                                f"{_one_line(err)}") from None
+                                f"{one_line(err)}") from None
         return table
 
     def _chain(self, table, name):
@@ -258,7 +259,7 @@ class IptablesBackend:
             table.commit()
         except Exception as err:
             table.refresh()
-            raise FirewallError(f"{what}: {_one_line(err)}") from None
+            raise FirewallError(f"{what}: {one_line(err)}") from None
         finally:
             table.refresh()
 
@@ -297,7 +298,7 @@ class IptablesBackend:
                 else:
                     raise ValueError(f"unexpected {option!r}")
         except Exception as err:
-            raise ValueError(f"cannot build rule {' '.join(tokens)!r}: {_one_line(err)}") from None
+            raise ValueError(f"cannot build rule {' '.join(tokens)!r}: {one_line(err)}") from None
         return rule
 
     def _has_chains(self, family, table_name, chains):
@@ -428,7 +429,7 @@ class IptablesBackend:
             raise FirewallError(f"{what}: {argv[0]} did not finish") from None
         if proc.returncode != 0:
             raise FirewallError(f"{what}: {' '.join(argv[:1] + argv[1:4])}: "
-                                f"{_one_line(proc.stderr or proc.stdout)}")
+                                f"{one_line(proc.stderr or proc.stdout)}")
         return proc.stdout
 
     def _arp(self, cmd, what):
@@ -518,9 +519,3 @@ def _chain_lines(jumps, chains):
         lines.append(f"  chain {r.show(name)}")
         lines += [f"    {r.show(rule)}" for rule in chains[name]]
     return lines
-
-
-def _one_line(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()
-             and not line.startswith("Try `")]
-    return "; ".join(dict.fromkeys(lines)) or "failed without saying why"

@@ -8,7 +8,7 @@ namespace, and renders the canonical listing tests compare.
 
 import json
 
-from snf_ganeti.errors import SnfGanetiError
+from snf_ganeti.errors import SnfGanetiError, one_line
 from snf_ganeti.ifscripts import nft_render as r
 
 ATTEMPTS = 3  # a concurrent change to the same tap between our read and our commit fails ours
@@ -101,7 +101,7 @@ class NftBackend:
         except Exception as err:  # libnftables raises on JSON it cannot even parse
             raise FirewallError(f"{what}: {err}") from None
         if rc != 0:
-            raise FirewallError(f"{what}: {_one_line(error)}")
+            raise FirewallError(f"{what}: {one_line(error)}")
         return output.get("nftables", []) if isinstance(output, dict) else []
 
 
@@ -111,12 +111,6 @@ def _libnftables():
     except ImportError:
         raise FirewallError("nftables: python3-nftables is not installed") from None
     return nftables.Nftables()
-
-
-def _one_line(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    messages = [line.split("Error: ", 1)[1] for line in lines if "Error: " in line]
-    return "; ".join(dict.fromkeys(messages or lines)) or "failed without saying why"
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from snf_ganeti.dhcp import steering
 from snf_ganeti.dhcp.steering import CHAIN, SteeringRule, Steering, plan, render_iptables, \
     render_nft
-from snf_ganeti.errors import SteeringError
+from snf_ganeti.errors import SteeringError, one_line
 from tests.support.dhcp_packets import dhcp_config
 
 pytestmark = pytest.mark.unit
@@ -261,8 +261,9 @@ def test_no_rules_installs_nothing():
     assert run.calls == []
 
 
-def test_first_error_prefers_an_error_line_and_caps_its_length():
-    assert steering._first_error("warning\n  Error: x\nerror: y\n") == "Error: x"
-    assert steering._first_error("\n\n  just this  \nand that") == "just this"
-    assert steering._first_error("E" * 300 + " error") == ("E" * 300)[:200]
-    assert steering._first_error("") == ""
+def test_one_line_prefers_error_messages_and_caps_its_length():
+    assert one_line("warning\n  Error: x\nerror: y\n") == "x"
+    assert one_line("warning\nerror: y\nerror: y\n") == "error: y"
+    assert one_line("\n\n  just this  \nand that\nTry `ipset help'") == "just this; and that"
+    assert one_line("E" * 300 + " error") == ("E" * 300)[:200]
+    assert one_line("") == "failed without saying why" and one_line("", default="") == ""
