@@ -194,3 +194,29 @@ def test_vlan_private_bridge_request(netns):
                        "id", "5", check=False)
         if probe.returncode != 0:
             pytest.skip(f"this kernel has no 802.1Q VLAN support ({probe.stderr.strip()})")
+
+
+def test_ifup_over_a_state_of_the_per_nic_rule_version_removes_its_rules(routed, tmp_path):
+    """A node upgraded with running VMs: their state files have no mark nor routes, and
+    each NIC has its own ``iif`` rules; the next ifup of the tap leaves only the link's rule."""
+    hv, vm, rtr = routed
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "amqp": {"spool_dir": str(tmp_path / "spool")},
+        "network": {"state_dir": str(tmp_path / "nics")},
+        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    before = state_of(hv)
+    for family in ("-4", "-6"):
+        hv.run("ip", family, "rule", "add", "iif", "tap0", "lookup", "100")
+    assert "iif tap0" in state_of(hv)["rules"]
+    hv.run("ip", "link", "set", "tap0", "up")
+    hv.run("ip", "route", "add", "192.0.2.10/32", "dev", "tap0", "table", "100", "proto", "static")
+    (tmp_path / "nics").mkdir()
+    (tmp_path / "nics" / "tap0.json").write_text(json.dumps(
+        {"tap": "tap0", "mode": "routed", "table": 100, "instance": "snf-1", "mac": VM_MAC}))
+    ifup_driver(hv, config, "up", routed_env())
+    rules = state_of(hv)["rules"]
+    assert "iif tap0" not in rules and rules.count("fwmark 0x534e0064 lookup 100") == 2
+    assert ping(vm, "192.0.2.1")
+    ifup_driver(hv, config, "down", {"INTERFACE": "tap0"})
+    assert state_of(hv) == before
