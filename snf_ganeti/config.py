@@ -20,8 +20,8 @@ from snf_ganeti import pathutils
 from snf_ganeti.errors import ConfigError
 
 
-def _opt(default, doc, check=None):
-    return field(default=default, metadata={"doc": doc, "check": check})
+def _opt(default, doc, check=None, **metadata):
+    return field(default=default, metadata={"doc": doc, "check": check, **metadata})
 
 
 def check_amqp_url(url):
@@ -157,7 +157,7 @@ class NetworkConfig:
                                         "routed_mark + the link's routing table number (at "
                                         "most 65535), and one policy rule per link sends "
                                         "that mark to the table; the low 16 bits must be 0",
-                            _check_routed_mark)
+                            _check_routed_mark, hex=True)
     state_dir: str = _opt(pathutils.IFSCRIPTS_STATE_DIR, "what ifup set up for each tap, so "
                                                          "ifdown can undo it", _absolute)
 
@@ -407,6 +407,8 @@ def render_defaults():
             dumped = yaml.safe_dump({f.name: _plain(default) if default is not None else ""},
                                     default_flow_style=None if isinstance(default, dict) else False,
                                     sort_keys=False, width=100).rstrip()
+            if f.metadata.get("hex"):  # a mark reads better as hex; YAML takes 0x... as int
+                dumped = f"{f.name}: {default:#x}"
             lines.extend("  " + line for line in dumped.splitlines())
         lines.append("")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ def run_check(path, env=None):
     ("dhcp:\n  routes: ['10.0.0.0/8']\n", "dhcp.routes", "is not 'CIDR GATEWAY'"),
     ("dhcp:\n  dhcp_queue: 65536\n", "dhcp.dhcp_queue", "queue number"),
     ("dhcp:\n  ipv6_mode: dhcpv6\n", "dhcp.ipv6_mode", "must be one of"),
+    ("network:\n  routed_mark: 0x534e0001\n", "network.routed_mark", "low 16 bits are 0"),
 ])
 def test_bad_config_is_one_line_naming_key_and_file_exit_2(tmp_path, text, key, problem):
     path = tmp_path / "bad.yaml"
