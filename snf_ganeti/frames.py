@@ -7,8 +7,8 @@ host does not own (the VM's router address, or the VM's own on its behalf).
 import ipaddress
 import struct
 
-import dpkt
-
+# By hand rather than with dpkt: importing dpkt alone costs every ifup 40 ms.
+ETH_TYPE_IP, ETH_TYPE_IP6, IP_PROTO_UDP = 0x0800, 0x86DD, 17
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
@@ -46,11 +46,20 @@ def ethernet(src_mac, dst_mac, ethertype, payload):
 
 def ipv4_udp(src_mac, dst_mac, src, dst, sport, dport, payload):
     """An Ethernet frame carrying one UDP datagram over IPv4 (checksums filled in)."""
-    udp = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
-    udp.ulen = len(udp)
-    ip = dpkt.ip.IP(src=ipaddress.IPv4Address(src).packed, dst=ipaddress.IPv4Address(dst).packed,
-                    p=dpkt.ip.IP_PROTO_UDP, ttl=64, data=udp)
-    return ethernet(src_mac, dst_mac, dpkt.ethernet.ETH_TYPE_IP, bytes(ip))
+    src, dst = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
+    length = 8 + len(payload)
+    udp = struct.pack("!HHHH", sport, dport, length, 0) + payload
+    checksum = _checksum(src + dst + struct.pack("!xBH", IP_PROTO_UDP, length) + udp) or 0xffff
+    udp = udp[:6] + struct.pack("!H", checksum) + udp[8:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, 0, 0, 64, IP_PROTO_UDP, 0,
+                         src, dst)
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    return ethernet(src_mac, dst_mac, ETH_TYPE_IP, header + udp)
+
+
+def _checksum(data):
+    """The Internet checksum (RFC 1071) of ``data``."""
+    return ~_sum16(data) & 0xffff
 
 
 def _sum16(data):
@@ -94,14 +103,14 @@ class Udp4Template:
 def ipv6(src_mac, dst_mac, src, dst, next_header, payload, hop_limit=255):
     """An Ethernet frame carrying ``payload`` (an upper-layer packet, checksum already set)."""
     header = struct.pack("!IHBB", 0x60000000, len(payload), next_header, hop_limit)
-    return ethernet(src_mac, dst_mac, dpkt.ethernet.ETH_TYPE_IP6, header +
+    return ethernet(src_mac, dst_mac, ETH_TYPE_IP6, header +
                     ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + payload)
 
 
 def _checksum6(src, dst, next_header, packet):
     pseudo = ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + \
         struct.pack("!I3xB", len(packet), next_header)
-    return dpkt.in_cksum(pseudo + packet)
+    return _checksum(pseudo + packet)
 
 
 def icmp6(src_mac, dst_mac, src, dst, icmp_type, body):
