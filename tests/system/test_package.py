@@ -6,6 +6,7 @@ NIC script and OS definition the package put in place. Only the test's own proce
 daemons, which systemd would run) are started here.
 """
 
+import json
 import os
 import shutil
 
@@ -80,11 +81,35 @@ def test_installed_package_runs_the_whole_story_and_purge_leaves_nothing(
         configure(list(amqp_config.urls), amqp_config.exchange, ganeti_cluster, images)
         daemons = [Daemon("eventd", tmp_path), Daemon("dhcpd", tmp_path)]
         story(ganeti_cluster, ganeti_instance_name, consumer, outside)
+        routed_link_in_use()
     finally:
         for daemon in daemons:
             daemon.stop()
         apt_get("purge", PACKAGE, check=False)
+        rules = link_rules()
+        for family in ("-4", "-6"):
+            run("ip", family, "rule", "del", *ROUTED_RULE, check=False)
     left = [path for path in unexplained(before, snapshot())
             if not owned_by_another_package(path)]
     assert left == [], "purge left these behind"
     assert "snf_ganeti" not in run("nft", "list", "tables").stdout, "purge left nft tables"
+    assert rules == "", "purge left a routed link's policy rule"
+
+
+# A routed link's rule as ifup leaves it while the link has a NIC (the story's NIC is bridged).
+ROUTED_RULE = ["fwmark", "0x534e0fa0", "lookup", "4000"]
+
+
+def routed_link_in_use():
+    for family in ("-4", "-6"):
+        run("ip", family, "rule", "add", *ROUTED_RULE)
+    assert link_rules().count("lookup 4000") == 2
+    os.makedirs("/var/lib/snf-ganeti/nics", exist_ok=True)
+    with open("/var/lib/snf-ganeti/nics/tap4000.json", "w") as stream:
+        json.dump({"tap": "tap4000", "mode": "routed", "table": 4000, "mark": 0x534E0FA0}, stream)
+
+
+def link_rules():
+    return "".join(line + "\n" for family in ("-4", "-6")
+                   for line in run("ip", family, "rule", "show").stdout.splitlines()
+                   if "lookup 4000" in line)
