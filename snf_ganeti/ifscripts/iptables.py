@@ -120,7 +120,7 @@ class IptablesBackend:
             bridged = r.br_set() in {s for s, _ in old | new}
             for family in r.FAMILIES:
                 if routed:
-                    self._apply_tap_rule(family, "raw", r.MAC_CHAIN, tap,
+                    self._apply_tap_rule(family, "raw", r.mac_chain(tap), tap,
                                          plan.mac_rules.get(family) if plan else None)
                 if bridged:
                     self._apply_tap_rule(family, "filter", r.BRIDGED, tap,

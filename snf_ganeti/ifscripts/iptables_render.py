@@ -5,15 +5,19 @@ is xtables (python-iptables, i.e. libiptc: the *legacy* kernel tables) plus
 ipset, layer 2 is ebtables (bridged NICs) and arptables (routed NICs):
 
 - netdev groups: apply puts every managed routed tap in a group of
-  ``GROUP_BASE/GROUP_MASK``: ``GROUP_BASE`` itself without a profile,
-  ``profile_group(KEY)`` (the profile key's digest in the low 24 bits) with
-  one. A group is a property of the link, so it vanishes with the tap;
+  ``GROUP_BASE/GROUP_MASK``: its bits 23..8 say the profile (0 without one,
+  else ``profile_group(KEY)``, the profile key's digest), its bits 7..0 the
+  tap's MAC-check bucket (a digest of its name). A group is a property of the
+  link, so it vanishes with the tap;
 - ``raw PREROUTING -> snf-from`` (IPv4 and IPv6, before conntrack): packets
   from routed taps. ``-m devgroup --src-group GROUP_BASE/GROUP_MASK`` says
   whether a packet comes from a managed tap at all, ``snf-src4/6``
   (hash:net,iface, ``ADDR,TAP``) whether its source is the tap's own: one
-  group test and one hash lookup whatever the number of NICs. ``snf-mac`` holds one ``-i TAP -m mac ! --mac-source``
-  rule per routed tap (the kernel has no ipset type keyed by MAC);
+  group test and one hash lookup whatever the number of NICs. The MAC check
+  (``-i TAP -m mac ! --mac-source``, one rule per tap: this kernel has no
+  ipset type keyed by MAC) sits in one of 256 bucket chains ``snf-mac-HL``,
+  reached through 16 + 16 group tests (``snf-mac-H``): a packet meets the
+  rules of about 1/256 of the routed taps;
 - ``mangle PREROUTING -> snf-mark``: a packet from a managed routed tap gets the
   routing mark of its link from its source's element in ``snf-src4/6``
   (``-j SET --map-mark``, which only the mangle table allows): one lookup;
@@ -63,8 +67,18 @@ JUMPS = (("raw", "PREROUTING", "snf-from"), ("mangle", "PREROUTING", "snf-mark")
          ("filter", "FORWARD", "snf-to"))
 FROM, MAC_CHAIN, TO, BRIDGED = "snf-from", "snf-mac", "snf-to", "snf-bridged"
 MARK = "snf-mark"
+# A routed tap's group: GROUP_BASE | profile bits (23..8) | MAC-check bucket (7..0), and the
+# bucket's chain is reached in two steps of at most 16 group tests (high nibble, low nibble).
+PROFILE_MASK, BUCKETS = 0xFFFFFF00, 256
+
+
+def mac_chain_of_bucket(bucket):
+    return f"{MAC_CHAIN}-{bucket:02x}"
+
+
 # chains setup creates but whose rules belong to taps: (table, chain)
-TAP_RULE_CHAINS = (("raw", MAC_CHAIN), ("filter", BRIDGED))
+TAP_RULE_CHAINS = tuple(("raw", mac_chain_of_bucket(b)) for b in range(BUCKETS)) + (
+    ("filter", BRIDGED),)
 PROFILE_CHAIN = "snf-profile_"
 TAP_CHAIN = "snf-from_"
 PRV = "snf-prv"
@@ -120,14 +134,25 @@ def set_key(name):
 
 
 def profile_group(key):
-    """The netdev group of the routed taps of the profile with key ``key``."""
-    low = int(hashlib.sha256(key.encode()).hexdigest()[:6], 16)
-    return GROUP_BASE | (low or 1)
+    """The profile bits (under PROFILE_MASK) of the groups of the routed taps of the profile
+    with key ``key``."""
+    bits = int(hashlib.sha256(key.encode()).hexdigest()[:4], 16)
+    return GROUP_BASE | (bits or 1) << 8
 
 
-def nic_group(profile):
+def mac_bucket(tap):
+    """Which of the BUCKETS chains holds the tap's MAC check: a digest of its name."""
+    return hashlib.sha256(tap.encode()).digest()[0]
+
+
+def mac_chain(tap):
+    return mac_chain_of_bucket(mac_bucket(tap))
+
+
+def nic_group(profile, tap):
     """The netdev group of a managed routed tap with ``profile`` (None: no profile)."""
-    return GROUP_BASE if profile is None else profile_group(profile_key(profile))
+    bits = GROUP_BASE if profile is None else profile_group(profile_key(profile))
+    return bits | mac_bucket(tap)
 
 
 def is_managed_group(group):
@@ -235,7 +260,10 @@ def from_rules(family):
     """snf-from: only managed routed taps are checked, each against its own sources."""
     rules = [["-m", "devgroup", "!", "--src-group", f"{GROUP_BASE:#x}/{GROUP_MASK:#x}",
               "-j", "RETURN"],
-             ["-j", MAC_CHAIN]]
+             # the MAC check, in the tap's bucket chain (see mac_tree)
+             *[["-m", "devgroup", "--src-group",
+                f"{GROUP_BASE | h << 4:#x}/{GROUP_MASK | 0xF0:#x}", "-j", f"{MAC_CHAIN}-{h:x}"]
+               for h in range(16)]]
     if family == "ip":
         # A DHCP client has no address yet; its DISCOVER/REQUEST go to the DHCP server.
         rules.append(["-s", "0.0.0.0/32", "-d", "255.255.255.255/32", "-p", "udp", "-m", "udp",
@@ -255,6 +283,15 @@ def mark_rules(family):
              "-j", "SET", "--map-set", src_set(family), "src,src", "--map-mark"]]
 
 
+def mac_tree():
+    """snf-mac-H (16 chains): the second step to the bucket chains snf-mac-HL, which hold
+    one ``-i TAP -m mac ! --mac-source MAC -j DROP`` per tap: a packet meets at most 32
+    group tests and its bucket's few taps, not one rule per routed tap on the node."""
+    return {f"{MAC_CHAIN}-{h:x}": [
+        ["-m", "devgroup", "--src-group", f"{GROUP_BASE | h << 4 | n:#x}/{GROUP_MASK | 0xFF:#x}",
+         "-j", mac_chain_of_bucket(h << 4 | n)] for n in range(16)] for h in range(16)}
+
+
 def to_rules(keys, family):
     """snf-to: bridged packets to snf-bridged, routed ones one group test per profile."""
     groups = {}
@@ -264,7 +301,8 @@ def to_rules(keys, family):
                              f"same netdev group; rename one")
         groups[profile_group(key)] = key
     return [["-m", "physdev", "--physdev-is-bridged", "-j", BRIDGED]] + [
-        ["-m", "devgroup", "--dst-group", f"{group:#x}", "-j", PROFILE_CHAIN + key]
+        ["-m", "devgroup", "--dst-group", f"{group:#x}/{PROFILE_MASK:#x}",
+         "-j", PROFILE_CHAIN + key]
         for group, key in sorted(groups.items(), key=lambda item: item[1])]
 
 
@@ -320,7 +358,7 @@ class Skeleton:
 def skeleton(profiles):
     chains = {}
     for family in FAMILIES:
-        chains[(family, "raw")] = {FROM: from_rules(family)}
+        chains[(family, "raw")] = {FROM: from_rules(family), **mac_tree()}
         chains[(family, "mangle")] = {MARK: mark_rules(family)}
         filter_chains = {TO: to_rules([profile_key(n) for n in profiles], family)}
         for profile in profiles.values():
@@ -361,7 +399,7 @@ def nic_plan(nic):
             plan.elements.update((src_set(family), f"{a},{tap}{mark}") for a in addresses)
             plan.mac_rules[family] = mac_rule(tap, vm_mac)
         plan.arp_chain = arp_from_vm(vm_mac, ipv4, nic.route_mark)
-        plan.group = nic_group(nic.profile)
+        plan.group = nic_group(nic.profile, tap)
         if nic.profile is not None:
             plan.elements.update((to_set(nic.profile, f), index_element(tap, f)) for f in FAMILIES)
     elif nic.mode == "bridged":

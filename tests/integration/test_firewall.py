@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts.plan import link_local
 from tests.fixtures import netns as netns_mod
 
@@ -374,7 +375,9 @@ def test_iptables_takes_100_routed_nics_on_one_node(netns):
                                        *[("apply", n["tap"], n) for n in nics], ("taps",),
                                        ("listing",))
     in_groups = groups()
-    assert len({in_groups[f"tap{i}"] for i in range(100)}) == 4   # one per profile, and none
+    # the profile (one of four, or none) above the MAC-check bucket of the tap
+    assert len({int(in_groups[f"tap{i}"]) & 0xFFFFFF00 for i in range(100)}) == 4
+    assert all(int(in_groups[f"tap{i}"]) & 0xFF == r.mac_bucket(f"tap{i}") for i in range(100))
     assert all(in_groups[f"peer{i}"] == "default" for i in range(100))
     results = firewall(ns, "iptables", *[("apply", n["tap"], n) for n in nics], ("listing",),
                        *[("apply", n["tap"], None) for n in nics], ("taps",), ("listing",))

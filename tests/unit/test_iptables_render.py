@@ -74,7 +74,8 @@ def test_routed_plan_uses_sets_a_mac_rule_and_arp():
         ("snf-src4", "192.0.2.10,tap1"), ("snf-src6", "2001:db8::10,tap1"),
         ("snf-src6", "fe80::ff:fe00:10,tap1"),
         ("snf-to4-limited", i4), ("snf-to6-limited", i6)}
-    assert plan.group == r.profile_group("limited") and r.is_managed_group(plan.group)
+    assert plan.group & r.PROFILE_MASK == r.profile_group("limited")
+    assert plan.group & 0xFF == r.mac_bucket("tap1") and r.is_managed_group(plan.group)
     assert plan.mac_rules["ip"] == ["-i", "tap1", "-m", "mac", "!", "--mac-source", MAC,
                                     "-j", "DROP"]
     assert plan.arp_chain[0] == ["--source-mac", "!", MAC, "-j", "DROP"]
@@ -244,15 +245,33 @@ def test_index_elements_of_many_taps_hash_apart_and_groups_are_ours():
         nets = {r.index_net(f"tap{i}", family) for i in range(1000)}
         assert len(nets) == 1000
     assert r.index_element("tap0", "ip6", physdev=True).endswith(",physdev:tap0")
-    assert r.nic_group(None) == r.GROUP_BASE
-    groups = {r.nic_group(p) for p in ("protected", "limited", "unprotected", None)}
+    assert r.nic_group(None, "tap0") & r.PROFILE_MASK == r.GROUP_BASE
+    groups = {r.nic_group(p, "tap0") for p in ("protected", "limited", "unprotected", None)}
     assert len(groups) == 4 and all(r.is_managed_group(g) for g in groups)
+    assert {g & 0xFF for g in groups} == {r.mac_bucket("tap0")}
     assert not r.is_managed_group(0) and not r.is_managed_group(None)
     assert r.from_rules("ip")[0][:5] == ["-m", "devgroup", "!", "--src-group",
                                          "0x73000000/0xff000000"]
     assert r.to_rules(["limited"], "ip6")[1] == [
-        "-m", "devgroup", "--dst-group", f"{r.profile_group('limited'):#x}",
+        "-m", "devgroup", "--dst-group", f"{r.profile_group('limited'):#x}/0xffffff00",
         "-j", "snf-profile_limited"]
+
+
+def test_a_packet_reaches_its_taps_mac_check_through_32_group_tests():
+    """Follow the devgroup tests of snf-from and snf-mac-H as the kernel would: one bucket
+    chain, whatever the number of taps, and the buckets spread the taps."""
+    def matches(rule, group):
+        value, mask = (int(x, 16) for x in rule[rule.index("--src-group") + 1].split("/"))
+        return group & mask == value
+    chains = r.skeleton(PROFILES).chains[("ip", "raw")]
+    for tap in ("tap0", "tap1", "tap977"):
+        group = r.nic_group("limited", tap)
+        first = [x[-1] for x in chains[r.FROM][1:17] if matches(x, group)]
+        assert len(first) == 1 and len(chains[first[0]]) == 16
+        second = [x[-1] for x in chains[first[0]] if matches(x, group)]
+        assert second == [r.mac_chain(tap)] and ("raw", second[0]) in r.TAP_RULE_CHAINS
+    buckets = [r.mac_bucket(f"tap{i}") for i in range(1000)]
+    assert max(buckets.count(b) for b in set(buckets)) <= 12
 
 
 def test_index_sets_list_taps_without_their_nets():
