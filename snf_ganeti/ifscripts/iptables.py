@@ -176,7 +176,7 @@ class IptablesBackend:
             for family in r.FAMILIES:
                 for name in TABLES:
                     table = self._table(family, name)
-                    ours = [c for c in table.chains if c.name.startswith(r.PREFIX)]
+                    ours = [c for c in table.chains if r.is_ours(c.name)]
                     changed = self._drop_jumps(table)
                     for chain in ours:
                         chain.flush()
@@ -369,7 +369,7 @@ class IptablesBackend:
         for chain in table.chains:
             if chain.is_builtin():
                 for rule in chain.rules:
-                    if rule.target and rule.target.name.startswith(r.PREFIX):
+                    if rule.target and r.is_ours(rule.target.name):
                         chain.delete_rule(rule)
                         dropped = True
         return dropped
@@ -380,8 +380,8 @@ class IptablesBackend:
         for chain in table.chains:
             if chain.is_builtin():
                 jumps += [(chain.name, rule_text(x)) for x in chain.rules
-                          if x.target and x.target.name.startswith(r.PREFIX)]
-            elif chain.name.startswith(r.PREFIX):
+                          if x.target and r.is_ours(x.target.name)]
+            elif r.is_ours(chain.name):
                 chains[chain.name] = [rule_text(x) for x in chain.rules]
         if not jumps and not chains:
             return []

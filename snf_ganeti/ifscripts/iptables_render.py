@@ -108,6 +108,12 @@ ICMPV6_TYPES = {
 
 # --- names --------------------------------------------------------------------------------
 
+def is_ours(chain):
+    """Whether a chain is this backend's: ``snf-ganeti-*`` chains belong to other parts
+    (dhcpd steers DHCP through ``snf-ganeti-dhcp`` in the same mangle table)."""
+    return chain.startswith(PREFIX) and not chain.startswith("snf-ganeti-")
+
+
 def profile_key(name):
     """The profile's name as it fits in chain (28) and set (31) names; '.' marks a digest."""
     if len(name) <= 16:

@@ -386,3 +386,15 @@ def test_iptables_takes_100_routed_nics_on_one_node(netns):
     assert full == again and all(f'"tap{i}"' in full for i in range(100))
     assert gone == [] and after == base
     assert all(groups()[f"tap{i}"] == "default" for i in range(100))
+
+
+def test_iptables_leaves_the_dhcp_steering_chain_alone(netns):
+    """dhcpd's ``snf-ganeti-dhcp`` shares the legacy mangle table with ``snf-mark``."""
+    ns = netns("fw")
+    ns.run("iptables-legacy", "-t", "mangle", "-N", "snf-ganeti-dhcp")
+    ns.run("iptables-legacy", "-t", "mangle", "-A", "PREROUTING", "-j", "snf-ganeti-dhcp")
+    _, listing, _ = firewall(ns, "iptables", ("setup",), ("listing",), ("teardown",))
+    assert "snf-mark" not in listing and "mark" in listing and "ganeti-dhcp" not in listing
+    mangle = ns.run("iptables-legacy", "-t", "mangle", "-S").stdout
+    assert "-N snf-ganeti-dhcp" in mangle and "-A PREROUTING -j snf-ganeti-dhcp" in mangle
+    assert "snf-mark" not in mangle
