@@ -13,6 +13,7 @@ import os
 import socket
 import time
 
+from snf_ganeti.errors import SnfGanetiError
 from snf_ganeti.ifscripts import nic as nic_mod
 from snf_ganeti.ifscripts.firewall import parse_profiles
 from snf_ganeti.ifscripts.host import Host
@@ -59,26 +60,34 @@ class NicStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def join_link(self, table, tap):
-        _write_atomically(self._link_dir(table), tap, "")
+    # A routed link's users: links/<mark>-<table>/<tap>, one empty file per tap, so the
+    # link's policy rule goes with its last tap even if the state file is gone or
+    # network.routed_mark changed meanwhile.
 
-    def leave_link(self, table, tap):
-        """Forget that ``tap`` uses ``table``; True when no tap uses it any more."""
-        directory = self._link_dir(table)
+    def join_link(self, mark, table, tap):
+        _write_atomically(os.path.join(self._links, f"{mark:#x}-{table}"), tap, "")
+
+    def links_of(self, tap):
+        """[(mark, table, whether tap is its only user)] of the links ``tap`` uses."""
+        found = []
+        for name in _listdir(self._links):
+            users = _listdir(os.path.join(self._links, name))
+            if tap in users:
+                mark, table = name.split("-")
+                found.append((int(mark, 16), int(table), users == [tap]))
+        return found
+
+    def leave_link(self, mark, table, tap):
+        directory = os.path.join(self._links, f"{mark:#x}-{table}")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(directory, tap))
-        try:
-            os.rmdir(directory)
-        except FileNotFoundError:
-            return True
-        except OSError:  # not empty
-            return False
-        with contextlib.suppress(OSError):  # the last link
-            os.rmdir(os.path.dirname(directory))
-        return True
+        for path in (directory, self._links):
+            with contextlib.suppress(OSError):  # not empty: others still use it
+                os.rmdir(path)
 
-    def _link_dir(self, table):
-        return os.path.join(self.state_dir, "links", str(table))
+    @property
+    def _links(self):
+        return os.path.join(self.state_dir, "links")
 
     def forget(self, tap):
         for path in (os.path.join(self.bindings_dir, tap), os.path.join(self.state_dir, f"{tap}.json")):
@@ -86,6 +95,13 @@ class NicStore:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
 
 
 def _write_atomically(directory, name, content, mode=0o600):
@@ -122,7 +138,7 @@ def ifup(config, environ, publish=True):
         state = {"tap": plan.tap, "mode": plan.mode}
         if plan.routed:
             state.update(table=plan.routed.table, mark=plan.routed.mark)
-            store.join_link(plan.routed.table, plan.tap)
+            store.join_link(plan.routed.mark, plan.routed.table, plan.tap)
         try:
             state = host.setup(plan)
             backend.setup(profiles)
@@ -136,7 +152,10 @@ def ifup(config, environ, publish=True):
                          binding=plan.binding is not None)
             store.save_state(plan.tap, state)
         except BaseException:
-            _down(host, backend, store, plan.tap, state)  # nothing half done
+            try:
+                _down(host, backend, store, plan.tap, state)  # nothing half done
+            except SnfGanetiError as err:  # the first failure is the one to report
+                log.error("%s: undoing the failed ifup failed too: %s", plan.tap, err)
             raise
     log.info("%s up: %s %s %s, profile %s", plan.tap, nic.instance, nic.mode, nic.link,
              plan.filter.profile)
@@ -159,12 +178,26 @@ def ifdown(config, environ, publish=True):
 
 
 def _down(host, backend, store, tap, state=None):
+    """Undo what ``tap`` has; every step is tried, and the state is kept (for another
+    ifdown) unless all of them worked."""
     state = state if state is not None else store.state(tap)
-    backend.apply(tap, None)
-    host.cleanup(tap, state)
-    if state and state.get("mark") and store.leave_link(state["table"], tap):
-        host.remove_link_rule(state["table"], state["mark"])
+    failures = []
+    for step in (lambda: backend.apply(tap, None), lambda: host.cleanup(tap, state),
+                 lambda: _leave_links(host, store, tap)):
+        try:
+            step()
+        except SnfGanetiError as err:
+            failures.append(err)
+    if failures:
+        raise failures[0]
     store.forget(tap)
+
+
+def _leave_links(host, store, tap):
+    for mark, table, last in store.links_of(tap):
+        if last:  # the rule goes first: an interrupted ifdown still finds the marker
+            host.remove_link_rule(table, mark)
+        store.leave_link(mark, table, tap)
 
 
 def _publish(config, action, state):

@@ -60,8 +60,10 @@ class IptablesBackend:
         except ValueError as err:
             raise FirewallError(f"iptables setup: {err}") from None
         with self._locked():
-            sets = self._sets()
-            self._ipset([r.create_set(name) for name in sk.sets if name not in sets], "setup")
+            saved = self._run(["ipset", "save"], "ipset")
+            sets = r.parse_ipset_save(saved)
+            self._ipset([r.create_set(name) for name in sk.sets if name not in sets]
+                        + r.skbinfo_upgrade(saved), "setup")
             sets = self._sets()
             wanted_keys = {r.profile_key(name) for name in profiles}
             # A profile that left the configuration stays while taps still use it.

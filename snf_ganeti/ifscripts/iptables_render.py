@@ -540,6 +540,23 @@ def parse_ipset_save(text):
     return sets
 
 
+def skbinfo_upgrade(text):
+    """``ipset restore`` lines that give ``skbinfo`` to source sets an older version made
+    without it (``ipset save`` text in): a copy with it, swapped in; rules keep using them."""
+    lines = []
+    for name in (src_set("ip"), src_set("ip6")):
+        create = [line.split() for line in text.splitlines()
+                  if line.startswith(f"create {name} ")]
+        if not create or "skbinfo" in create[0]:
+            continue
+        new = f"{name}-new"
+        lines.append(create_set(name).replace(f" {name} ", f" {new} ", 1))
+        lines += [f"add {new} {line.split(' ', 2)[2]}" for line in text.splitlines()
+                  if line.startswith(f"add {name} ")]
+        lines += [f"swap {new} {name}", f"destroy {new}"]
+    return lines
+
+
 def element_tap(element):
     """(tap, physdev?) of a hash:net,iface element."""
     iface = element_key(element).split(",", 1)[1]

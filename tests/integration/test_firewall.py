@@ -398,3 +398,18 @@ def test_iptables_leaves_the_dhcp_steering_chain_alone(netns):
     mangle = ns.run("iptables-legacy", "-t", "mangle", "-S").stdout
     assert "-N snf-ganeti-dhcp" in mangle and "-A PREROUTING -j snf-ganeti-dhcp" in mangle
     assert "snf-mark" not in mangle
+
+
+def test_iptables_setup_gives_older_source_sets_the_routing_mark(netns):
+    """Source sets made before the routing mark lack skbinfo, and rules refer to them:
+    setup swaps in copies that have it, elements kept."""
+    ns = netns("fw")
+    ns.run("ipset", "create", "snf-src4", "hash:net,iface", "family", "inet")
+    ns.run("ipset", "add", "snf-src4", "203.0.113.10,tap0")
+    ns.run("iptables-legacy", "-t", "raw", "-A", "PREROUTING", "-m", "set", "--match-set",
+           "snf-src4", "src,src", "-j", "ACCEPT")
+    firewall(ns, "iptables", ("setup",))
+    saved = ns.run("ipset", "save", "snf-src4").stdout
+    assert "skbinfo" in saved.splitlines()[0] and "add snf-src4 203.0.113.10,tap0" in saved
+    assert "snf-src4-new" not in ns.run("ipset", "list", "-n").stdout
+    firewall(ns, "iptables", ("apply", "tap0", {**nic("routed", None), "ipv6": []}))

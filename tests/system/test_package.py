@@ -6,7 +6,6 @@ NIC script and OS definition the package put in place. Only the test's own proce
 daemons, which systemd would run) are started here.
 """
 
-import json
 import os
 import shutil
 
@@ -104,9 +103,9 @@ def routed_link_in_use():
     for family in ("-4", "-6"):
         run("ip", family, "rule", "add", *ROUTED_RULE)
     assert link_rules().count("lookup 4000") == 2
-    os.makedirs("/var/lib/snf-ganeti/nics", exist_ok=True)
-    with open("/var/lib/snf-ganeti/nics/tap4000.json", "w") as stream:
-        json.dump({"tap": "tap4000", "mode": "routed", "table": 4000, "mark": 0x534E0FA0}, stream)
+    link = "/var/lib/snf-ganeti/nics/links/0x534e0fa0-4000"   # as NicStore.join_link makes it
+    os.makedirs(link, exist_ok=True)
+    open(os.path.join(link, "tap4000"), "w").close()
 
 
 def link_rules():

@@ -293,3 +293,14 @@ def test_routed_sources_carry_the_link_mark_and_one_mangle_rule_applies_it():
                               "add snf-src4 192.0.2.10,tap1 skbmark 0x534e0064\n")
     assert sets == {"snf-src4": {"192.0.2.10,tap1 skbmark 0x534e0064"}}
     assert r.set_lines("snf-src4", sets["snf-src4"])[1] == '    "tap1" 192.0.2.10 mark 0x534e0064'
+
+
+def test_source_sets_without_skbinfo_are_swapped_for_copies_with_it():
+    saved = ("create snf-src4 hash:net,iface family inet hashsize 1024 maxelem 65536\n"
+             "add snf-src4 192.0.2.10,tap1\n"
+             "create snf-src6 hash:net,iface family inet6 skbinfo\n"
+             "create snf-vm4 hash:net,iface family inet\n")
+    assert r.skbinfo_upgrade(saved) == [
+        "create snf-src4-new hash:net,iface family inet skbinfo",
+        "add snf-src4-new 192.0.2.10,tap1", "swap snf-src4-new snf-src4", "destroy snf-src4-new"]
+    assert r.skbinfo_upgrade(saved.replace("maxelem 65536", "skbinfo")) == []
