@@ -164,12 +164,17 @@ def ifup(config, environ, publish=True):
     return state
 
 
-def ifdown(config, environ, publish=True):
-    """Remove everything tied to the tap named by INTERFACE; fine if the tap is gone."""
+def ifdown(config, environ, publish=True, instance=None):
+    """Remove everything tied to the tap named by INTERFACE; fine if the tap is gone. With
+    ``instance``, only if the tap is still that instance's (a hook read it before the lock:
+    meanwhile the tap name may have been reused by another instance's ifup)."""
     tap = nic_mod.parse_tap(environ)
     store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
     with store.locked(), Host(config.network) as host:
         state = store.state(tap)
+        if instance is not None and (state or {}).get("instance") != instance:
+            log.info("%s is no longer %s's; left alone", tap, instance)
+            return None
         _down(host, firewall_backend(config), store, tap, state)
     log.info("%s down", tap)
     if publish and state:

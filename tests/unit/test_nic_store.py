@@ -69,3 +69,17 @@ def test_down_tries_every_step_and_keeps_the_state_when_one_fails(tmp_path):
         apply._down(host, FailingFirewall(), store, "tap1")
     assert host.calls == [("cleanup", "tap1"), ("rule", 100, 0x534E0064)]
     assert store.links_of("tap1") == [] and store.state("tap1") is not None  # ifdown again
+
+
+def test_ifdown_for_an_instance_leaves_a_tap_reused_by_another(tmp_path):
+    """A hook read tap1 as snf-1's before taking the lock; meanwhile snf-2's ifup took tap1."""
+    from snf_ganeti import config as config_mod
+    from snf_ganeti.ifscripts import apply
+    path = tmp_path / "c.yaml"
+    path.write_text(f"network:\n  state_dir: {tmp_path / 'nics'}\n"
+                    f"dhcp:\n  bindings_dir: {tmp_path / 'dhcp'}\n")
+    config = config_mod.load(str(path))
+    store = NicStore(str(tmp_path / "nics"), str(tmp_path / "dhcp"))
+    store.save_state("tap1", {"tap": "tap1", "instance": "snf-2", "mode": "bridged"})
+    assert apply.ifdown(config, {"INTERFACE": "tap1"}, publish=False, instance="snf-1") is None
+    assert store.state("tap1")["instance"] == "snf-2"
