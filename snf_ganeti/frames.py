@@ -8,7 +8,7 @@ import ipaddress
 import struct
 
 # By hand rather than with dpkt: importing dpkt alone costs every ifup 40 ms.
-ETH_TYPE_IP, ETH_TYPE_IP6, IP_PROTO_UDP = 0x0800, 0x86DD, 17
+ETH_TYPE_IP, ETH_TYPE_ARP, ETH_TYPE_IP6, IP_PROTO_UDP = 0x0800, 0x0806, 0x86DD, 17
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")

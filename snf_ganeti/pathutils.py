@@ -39,3 +39,11 @@ def ganeti_config_data(data_dir):
 
 RT_TABLES = "/etc/iproute2/rt_tables"
 PROC_SYS_NET = "/proc/sys/net"
+
+
+def listdir(path):
+    """The names in directory ``path``; none when it does not exist (yet, or any more)."""
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []

@@ -72,10 +72,7 @@ class Dhcpd:
         self.activate(self.table.set_binding(name, binding))
 
     def load_all(self):
-        try:
-            names = os.listdir(self.dhcp.bindings_dir)
-        except FileNotFoundError:
-            names = []
+        names = pathutils.listdir(self.dhcp.bindings_dir)
         for name in set(names) | set(self.table.bindings):
             self.load_binding(name)
 

@@ -141,8 +141,8 @@ class Eventd:
         found = {}
         archive = os.path.join(self.queue_dir, "archive")
         for directory in [self.queue_dir] + sorted(
-                os.path.join(archive, d) for d in _listdir(archive)):
-            for name in _listdir(directory):
+                os.path.join(archive, d) for d in pathutils.listdir(archive)):
+            for name in pathutils.listdir(directory):
                 job_id = jobs.job_id_from_name(name)
                 if job_id is not None:
                     found[job_id] = os.path.join(directory, name)
@@ -255,10 +255,3 @@ class _Handler(pyinotify.ProcessEvent):
 
     def process_default(self, event):
         pass
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []

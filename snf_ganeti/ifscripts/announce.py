@@ -15,7 +15,7 @@ from snf_ganeti import frames
 
 log = logging.getLogger(__name__)
 # Written by hand rather than with dpkt: its import alone would add 40 ms to every ifup.
-ETH_TYPE_ARP, ARP_OP_REQUEST, ARP_OP_REPLY = 0x0806, 1, 2
+ARP_OP_REQUEST, ARP_OP_REPLY = 1, 2
 ND_NEIGHBOR_ADVERT = 136
 
 
@@ -26,7 +26,7 @@ def garp_frames(mac, ip):
     for op, target_hw in ((ARP_OP_REQUEST, b"\x00" * 6), (ARP_OP_REPLY, hw)):
         # Ethernet, IPv4, 6-byte and 4-byte addresses
         arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, hw, addr, target_hw, addr)
-        result.append(frames.ethernet(mac, frames.BROADCAST_MAC, ETH_TYPE_ARP, arp))
+        result.append(frames.ethernet(mac, frames.BROADCAST_MAC, frames.ETH_TYPE_ARP, arp))
     return result
 
 

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 
+from snf_ganeti import pathutils
 from snf_ganeti.errors import SnfGanetiError
 from snf_ganeti.ifscripts import nic as nic_mod
 from snf_ganeti.ifscripts.firewall import parse_profiles
@@ -33,11 +34,8 @@ class NicStore:
 
     def taps(self):
         """The taps that have a state file, by name."""
-        try:
-            names = os.listdir(self.state_dir)
-        except FileNotFoundError:
-            return []
-        return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
+        return sorted(n[:-5] for n in pathutils.listdir(self.state_dir)
+                      if n.endswith(".json") and not n.startswith("."))
 
     def state(self, tap):
         try:
@@ -70,8 +68,8 @@ class NicStore:
     def links_of(self, tap):
         """[(mark, table, whether tap is its only user)] of the links ``tap`` uses."""
         found = []
-        for name in _listdir(self._links):
-            users = _listdir(os.path.join(self._links, name))
+        for name in pathutils.listdir(self._links):
+            users = pathutils.listdir(os.path.join(self._links, name))
             if tap in users:
                 mark, table = name.split("-")
                 found.append((int(mark, 16), int(table), users == [tap]))
@@ -95,13 +93,6 @@ class NicStore:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
 
 
 def _write_atomically(directory, name, content, mode=0o600):

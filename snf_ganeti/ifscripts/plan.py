@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass
 
 from snf_ganeti import pathutils
-
 from snf_ganeti.errors import EnvVarError
 from snf_ganeti.frames import eui64, link_local
 from snf_ganeti.ganeti.tags import firewall_profiles
@@ -93,7 +92,7 @@ def route_table(name, rt_tables=pathutils.RT_TABLES):
     if name.isdigit():
         return int(name)
     paths = [rt_tables] + sorted(
-        os.path.join(rt_tables + ".d", f) for f in _listdir(rt_tables + ".d") if f.endswith(".conf"))
+        os.path.join(rt_tables + ".d", f) for f in pathutils.listdir(rt_tables + ".d") if f.endswith(".conf"))
     for path in paths:
         try:
             with open(path) as stream:
@@ -104,13 +103,6 @@ def route_table(name, rt_tables=pathutils.RT_TABLES):
         except FileNotFoundError:
             continue
     raise EnvVarError("LINK", f"{name!r} is neither a routing table number nor a name in {rt_tables}")
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
 
 
 def route_mark(table, base):
