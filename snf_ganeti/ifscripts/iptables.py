@@ -31,6 +31,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from snf_ganeti.errors import one_line
+from snf_ganeti.ifscripts import iftree
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts.nft import FirewallError
 
@@ -125,8 +126,8 @@ class IptablesBackend:
                     self._apply_tap_rule(family, "raw", r.mac_chain(tap), tap,
                                          plan.mac_rules.get(family) if plan else None)
                 if bridged:
-                    self._apply_tap_rule(family, "filter", r.BRIDGED, tap,
-                                         plan.bridged_rules.get(family) if plan else None)
+                    self._apply_bridged_rule(family, tap,
+                                             plan.bridged_rules.get(family) if plan else None)
             if bridged:
                 self._restore("ebtables-restore",
                               r.eb_apply_lines(self._l2("ebtables-save", "nat"), tap, plan), tap)
@@ -160,17 +161,17 @@ class IptablesBackend:
         names = {r.element_tap(e)[0] for name, members in self._sets().items()
                  if name != r.VERSIONS for e in members}
         for family in r.FAMILIES:
-            for table_name, chain in r.TAP_RULE_CHAINS:
+            for table_name in {t for t, _ in r.TAP_RULE_CHAINS}:
                 table = self._table(family, table_name)
-                if table.is_chain(chain):
-                    names.update(_rule_tap(x) for x in self._chain(table, chain).rules)
+                wanted = {c for t, c in r.TAP_RULE_CHAINS if t == table_name}
+                names.update(_rule_tap(x) for chain in table.chains if chain.name in wanted
+                             or iftree.is_node(r.BRIDGED, chain.name) for x in chain.rules)
         for state in (self._l2("ebtables-save", "nat"), self._arp_state()):
             names |= state.tap_chains()
             for chain, option in ((r.FROM, "-i"), (r.PRV, "-o")):
-                names.update(r.rule_iface(rule, option) for rule in state.chains.get(chain, []))
+                names |= r.l2_taps(state, chain, option)
         names.update(name for name, group in self._links().items() if r.is_managed_group(group))
-        names.discard(None)
-        return names
+        return {n for n in names if n is not None and not iftree.is_wildcard(n)}
 
     def teardown(self):
         """Remove everything snf-ganeti owns; the rest of every table stays as it was."""
@@ -363,6 +364,42 @@ class IptablesBackend:
             chain.delete_rule(rule)
         if new is not None:
             chain.append_rule(new)
+        self._commit(table, True, f"iptables {tap} ({family})")
+
+    def _apply_bridged_rule(self, family, tap, tokens):
+        """Make ``tap``'s rule in snf-bridged's dispatch tree ``tokens`` (None: no rule)."""
+        table = self._table(family, "filter")
+        if not table.is_chain(r.BRIDGED):
+            if tokens:
+                raise FirewallError(f"iptables {tap}: the iptables firewall is not set up")
+            return
+        chains = {c.name: c for c in table.chains if c.name in
+                  iftree.chains_of(r.BRIDGED, [c.name for c in table.chains])}
+        rules = {name: chain.rules for name, chain in chains.items()}
+        home = iftree.home(r.BRIDGED, tap)
+        old = [x for x in rules.get(home, []) if _rule_tap(x) == tap]
+        new = self.build_rule(family, tokens) if tokens else None
+        if new is not None and [rule_text(x) for x in old] == [rule_text(new)]:
+            return
+        taps = {_rule_tap(x) for found in rules.values() for x in found} - {None, tap}
+        change = iftree.change([iftree.prefix_of(r.BRIDGED, n) for n in chains if n != r.BRIDGED],
+                               {t for t in taps if not iftree.is_wildcard(t)} | (
+                                   {tap} if new is not None else set()))
+        for rule in old:
+            chains[home].delete_rule(rule)
+        for prefix in change.unwire:
+            for rule in rules[iftree.parent(r.BRIDGED, prefix)]:
+                if _rule_tap(rule) == iftree.wildcard(prefix):
+                    chains[iftree.parent(r.BRIDGED, prefix)].delete_rule(rule)
+        for prefix in change.delete:
+            table.delete_chain(iftree.node(r.BRIDGED, prefix))
+        for prefix in change.create:
+            table.create_chain(iftree.node(r.BRIDGED, prefix))
+        if new is not None:
+            self._chain(table, home).append_rule(new)
+        for prefix in change.wire:
+            self._chain(table, iftree.parent(r.BRIDGED, prefix)).append_rule(self.build_rule(
+                family, r.bridged_rule(iftree.wildcard(prefix), None, prefix)))
         self._commit(table, True, f"iptables {tap} ({family})")
 
     def _drop_jumps(self, table):

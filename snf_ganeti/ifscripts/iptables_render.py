@@ -24,10 +24,10 @@ ipset, layer 2 is ebtables (bridged NICs) and arptables (routed NICs):
 - ``filter FORWARD -> snf-to``: traffic toward VMs. Routed: one rule per
   *profile* compares the output interface's group with the profile's
   (``-m devgroup --dst-group``) and jumps to ``snf-profile_<profile>``, so the cost grows with
-  the number of profiles, not NICs. Bridged (br_netfilter): ``snf-bridged``
-  holds one ``-m physdev --physdev-out TAP`` rule per tap with a profile, as
-  ``-m set`` cannot look up the bridge port: ipset's ``physdev:TAP`` elements
-  never match it (checked on kernel 6.18);
+  the number of profiles, not NICs. Bridged (br_netfilter): ``snf-bridged``'s tree
+  (:mod:`~snf_ganeti.ifscripts.iftree`) holds one ``-m physdev --physdev-out TAP`` rule per
+  tap with a profile, as ``-m set`` cannot look up the bridge port: ipset's
+  ``physdev:TAP`` elements never match it (checked on kernel 6.18);
 - index sets, matched by no rule, record what each tap has (so that a tap that
   is gone can still be cleaned up, and a profile in use is kept):
   ``snf-vm4/6`` (routed taps), ``snf-br4`` (bridged taps) and
@@ -37,13 +37,16 @@ ipset, layer 2 is ebtables (bridged NICs) and arptables (routed NICs):
   bucket (at most 64 of them: "Hash is full"); a net derived from the tap's
   name spreads them;
 - ebtables ``nat PREROUTING -> snf-from``: ``-i TAP -j snf-from_TAP`` per
-  bridged tap (before the bridge learns the source MAC): source MAC, EtherType,
+  bridged tap, in snf-from's tree (before the bridge learns the source MAC): source MAC, EtherType,
   ARP sender and IP source addresses; ``nat POSTROUTING -> snf-prv``:
-  ``-o TAP -s ! PREFIX/MASK -j DROP`` per tap on a MAC-filtered private network;
-- arptables ``filter INPUT -> snf-from``: ``-i TAP -j snf-from_TAP`` per routed tap.
+  ``-o TAP -s ! PREFIX/MASK -j DROP`` per tap on a MAC-filtered private network, in
+  snf-prv's tree;
+- arptables ``filter INPUT -> snf-from``: ``-i TAP -j snf-from_TAP`` per routed tap, in
+  snf-from's tree.
 
-ebtables and arptables have no set keyed by interface and no verdict map, so
-their dispatch is one rule per tap; that is the part that stays linear.
+ebtables, arptables and physdev have no set keyed by interface and no verdict map, only
+name prefixes (``tap1+``): their per-tap rules sit in a tree of name prefixes, where a
+packet meets a few rules per character of its tap's name, not one rule per tap.
 """
 
 import hashlib
@@ -53,6 +56,7 @@ import re
 from dataclasses import dataclass, field
 
 # The same validation as the nftables backend: the two must accept the same NICs.
+from snf_ganeti.ifscripts import iftree
 from snf_ganeti.ifscripts.nft_render import _mac as mac
 from snf_ganeti.ifscripts.nft_render import check_tap
 
@@ -425,9 +429,11 @@ def nic_plan(nic):
     return plan
 
 
-def bridged_rule(tap, profile):
-    return ["-m", "physdev", "--physdev-out", tap, "--physdev-is-bridged",
-            "-j", profile_chain(profile)]
+def bridged_rule(tap, profile, prefix=None):
+    """snf-bridged's rule for ``tap`` (jumps to its profile), or with ``prefix`` the jump
+    to that prefix's node (``tap`` then is the wildcard)."""
+    target = profile_chain(profile) if prefix is None else iftree.node(BRIDGED, prefix)
+    return ["-m", "physdev", "--physdev-out", tap, "--physdev-is-bridged", "-j", target]
 
 
 def mac_rule(tap, vm_mac):
@@ -601,29 +607,65 @@ def _tap_rules(rules, tap, option):
 
 def eb_apply_lines(state, tap, plan):
     """``ebtables-restore --noflush`` lines (table nat) replacing ``tap``'s objects: one
-    transaction with ebtables-nft. The dispatch chains exist while some tap needs them."""
+    transaction with ebtables-nft. The dispatch trees exist while some tap needs them."""
     chain = tap_chain(tap)
     new_chain = plan.eb_chain if plan else []
-    new_prv = plan.eb_prv if plan else []
-    old_from = _tap_rules(state.chains.get(FROM, []), tap, "-i")
-    old_prv = _tap_rules(state.chains.get(PRV, []), tap, "-o")
-    need = {FROM: len(state.chains.get(FROM, [])) > len(old_from) or bool(new_chain),
-            PRV: len(state.chains.get(PRV, [])) > len(old_prv) or bool(new_prv)}
+    trees = {FROM: _l2_tree(state, FROM, "-i", tap, ["-i", tap, "-j", chain] if new_chain
+                            else None),
+             PRV: _l2_tree(state, PRV, "-o", tap, (plan.eb_prv if plan else None) or None)}
+    need = {base: tree.needed for base, tree in trees.items()}
     lines = [f":{name} RETURN" for name in (FROM, PRV) if need[name] and name not in state.chains]
+    lines += [line for tree in trees.values() for line in tree.create]
     if new_chain:
         lines.append(f"-F {chain}" if chain in state.chains else f":{chain} RETURN")
         lines += [f"-A {chain} {' '.join(rule)}" for rule in new_chain]
-    lines += [f"-D {FROM} {rule}" for rule in old_from] + [f"-D {PRV} {rule}" for rule in old_prv]
+    lines += [line for tree in trees.values() for line in tree.remove]
     if chain in state.chains and not new_chain:
         lines += [f"-F {chain}", f"-X {chain}"]
-    if new_chain:
-        lines.append(f"-A {FROM} -i {tap} -j {chain}")
-    if new_prv:
-        lines.append(f"-A {PRV} {' '.join(new_prv)}")
+    lines += [line for tree in trees.values() for line in tree.add]
     lines += _skeleton_jumps(state, EB_JUMPS, need, "-I {builtin} 1 -j {target}")
     if not lines:
         return []
     return ["*nat", *lines]
+
+
+@dataclass(frozen=True)
+class TreeLines:
+    """One tap's change to one dispatch tree, as ebtables-restore lines."""
+
+    create: list
+    add: list
+    remove: list
+    needed: bool   # whether any tap is left in the tree
+
+
+def l2_taps(state, base, option):
+    """The taps with a rule in ``base``'s dispatch tree of an ebtables/arptables table."""
+    names = {rule_iface(rule, option) for name in iftree.chains_of(base, state.chains)
+             for rule in state.chains[name]}
+    return {n for n in names if n is not None and not iftree.is_wildcard(n)}
+
+
+def _l2_tree(state, base, option, tap, leaf):
+    """``tap``'s rule in ``base``'s tree becomes ``leaf`` (tokens; None: no rule)."""
+    existing = {iftree.prefix_of(base, n) for n in state.chains if iftree.is_node(base, n)}
+    after = l2_taps(state, base, option) - {tap} | ({tap} if leaf else set())
+    change = iftree.change(existing, after)
+    home = iftree.home(base, tap)
+    had = _tap_rules(state.chains.get(home, []), tap, option)
+    # Already there (the tools print options in their own order): it keeps its place.
+    if leaf and [sorted(rule.split()) for rule in had] == [sorted(leaf)]:
+        had, leaf = [], None
+    old = [f"-D {home} {rule}" for rule in had]
+    wire = [f"{iftree.parent(base, p)} {option} {iftree.wildcard(p)} -j {iftree.node(base, p)}"
+            for p in (*change.wire, *change.unwire)]
+    return TreeLines(
+        create=[f":{iftree.node(base, p)} RETURN" for p in change.create],
+        add=([f"-A {home} {' '.join(leaf)}"] if leaf else [])
+        + [f"-A {w}" for w in wire[:len(change.wire)]],
+        remove=old + [f"-D {w}" for w in wire[len(change.wire):]]
+        + [f"-X {iftree.node(base, p)}" for p in change.delete],
+        needed=bool(after))
 
 
 def _skeleton_jumps(state, jumps, need, add_format):
@@ -655,31 +697,35 @@ def arp_apply_commands(state, tap, plan):
     fail) nor append to a chain the file does not declare (and declaring flushes)."""
     chain = tap_chain(tap)
     new = plan.arp_chain if plan else []
-    dispatch = state.chains.get(FROM, [])
-    old = _tap_rules(dispatch, tap, "-i")
     had = chain in state.chains
-    need = len(dispatch) > len(old) or bool(new)
+    tree = _l2_tree(state, FROM, "-i", tap, ["-i", tap, "-j", chain] if new else None)
     guard = ["-i", tap, "-j", "DROP"]
-    replacing = (had or bool(old)) and bool(new)
+    replacing = (had or tap in l2_taps(state, FROM, "-i")) and bool(new)
     cmds = [["-I", FROM, "1", *guard]] if replacing else []
-    cmds += [["-D", FROM, *rule.split()] for rule in old]   # by full spec (spec §2.11)
+    cmds += _commands(tree.remove)   # by full spec (spec §2.11)
     if had:
-        cmds += [["-F", chain], ["-X", chain]]
+        cmds += [["-F", chain]] + ([] if new else [["-X", chain]])
     if new:
         if FROM not in state.chains:
             cmds.append(["-N", FROM])
-        cmds += [["-N", chain]] + [["-A", chain, *rule] for rule in new]
-        cmds.append(["-A", FROM, "-i", tap, "-j", chain])
+        cmds += _commands(tree.create) + ([] if had else [["-N", chain]])
+        cmds += [["-A", chain, *rule] for rule in new] + _commands(tree.add)
         for builtin, target in ARP_JUMPS:
             if not any(c == builtin and _jump_target(x) == target for c, x in state.jumps):
                 cmds.append(["-I", builtin, "1", "-j", target])
     if replacing:
         cmds.append(["-D", FROM, *guard])
-    if not need:
+    if not tree.needed:
         cmds += [["-D", builtin, *rule.split()] for builtin, rule in state.jumps]
         if FROM in state.chains:
             cmds.append(["-X", FROM])
     return cmds
+
+
+def _commands(lines):
+    """Restore lines as arptables commands (``:NAME POLICY`` creates a chain)."""
+    return [["-N", line[1:].split()[0]] if line.startswith(":") else line.split()
+            for line in lines]
 
 
 def arp_teardown_commands(state):

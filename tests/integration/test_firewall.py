@@ -264,6 +264,41 @@ def test_private_network_admits_only_its_mac_prefix(topo):
         topo.apply(None)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_taps_whose_names_share_a_prefix_keep_their_own_rules(netns, backend):
+    """iptables reaches a tap's rules through a tree of name prefixes (tap1 -> tap1+ ->
+    tap12): each VM still gets its own anti-spoofing and profile, whoever else is there."""
+    hv, out = netns("hv"), netns("out")
+    netns.veth(hv, out, "outbr", "eth0")
+    _sh(hv, "ip link add br0 type bridge", "ip link set outbr master br0", "ip link set br0 up",
+        "ip link set outbr up")
+    _sh(out, f"ip link set eth0 address {OUT_MAC}", "ip link set eth0 up",
+        "ip addr add 203.0.113.20/24 dev eth0")
+    vms = {}
+    for tap, last, profile in (("tap1", 11, "protected"), ("tap12", 12, "unprotected"),
+                               ("tap2", 13, "protected")):
+        vm = netns(f"vm{last}")
+        netns.veth(hv, vm, tap, "eth0")
+        mac, ip = f"02:00:00:00:00:{last}", f"203.0.113.{last}"
+        _sh(hv, f"ip link set {tap} master br0", f"ip link set {tap} up")
+        _sh(vm, f"ip link set eth0 address {mac}", "ip link set eth0 up",
+            f"ip addr add {ip}/24 dev eth0")
+        _serve(vm, "tcp:80")
+        vms[tap] = (vm, mac, ip, {**nic("bridged", profile, tap, mac=mac), "ipv4": [ip],
+                                  "ipv6": [str(link_local(mac))]})
+    firewall(hv, backend, ("setup",), *[("apply", tap, v[3]) for tap, v in vms.items()])
+    try:
+        reached = probe(out, *[{"kind": "tcp", "host": v[2], "port": 80} for v in vms.values()])
+        assert reached == ["timeout", "ok", "timeout"]
+        for tap, (vm, mac, ip, _) in vms.items():
+            seen = sniffing(out, vm, [_udp(f"own-{tap}", mac, ip, "203.0.113.20", OUT_MAC),
+                                      _udp(f"mac-{tap}", OTHER_MAC, ip, "203.0.113.20", OUT_MAC),
+                                      _udp(f"ip-{tap}", mac, OTHER4, "203.0.113.20", OUT_MAC)])
+            assert [s for s in seen if s.split("-")[-1] == tap] == [f"own-{tap}"], seen
+    finally:
+        firewall(hv, backend, ("teardown",))
+
+
 # --- the ruleset itself, in an empty namespace (taps need not exist) ----------------------
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,78 @@
+"""A prefix tree of tap names: per-tap dispatch whose cost does not grow with the taps.
+
+ebtables, arptables and iptables' ``physdev`` match an interface by its name or by a
+name prefix (``tap1+``), never through a set. So a base chain reaches its taps'
+rules through node chains, one per proper prefix of some tap's name: node ``P``
+(chain ``BASE.P``; the base chain itself for the empty prefix) holds one jump
+``P+c+ -> BASE.P+c`` for each next character ``c`` of a longer name, and the rule
+of each tap named ``P`` plus one character. A packet meets at most two rules per
+possible character at each character of its tap's name (at most 21 per digit of
+``tapN``), whatever the number of taps on the node.
+
+The tree is a function of the set of taps: applying one tap changes only the nodes
+on its own path, and the same set of taps always gives the same chains.
+"""
+
+from dataclasses import dataclass
+
+
+def node(base, prefix):
+    """The chain of ``prefix``'s node under ``base`` (``base`` itself for '')."""
+    return f"{base}.{prefix}" if prefix else base
+
+
+def home(base, tap):
+    """The chain that holds ``tap``'s own rule."""
+    return node(base, tap[:-1])
+
+
+def parent(base, prefix):
+    """The chain that holds the jump to ``prefix``'s node."""
+    return node(base, prefix[:-1])
+
+
+def wildcard(prefix):
+    """The interface pattern of every name that starts with ``prefix``."""
+    return prefix + "+"
+
+
+def is_wildcard(name):
+    return name.endswith("+")
+
+
+def is_node(base, chain):
+    return chain.startswith(base + ".")
+
+
+def prefix_of(base, chain):
+    return chain[len(base) + 1:]
+
+
+def chains_of(base, chains):
+    """The names among ``chains`` that are ``base`` or one of its nodes."""
+    return [name for name in chains if name == base or is_node(base, name)]
+
+
+def prefixes(taps):
+    """The node prefixes ``taps`` need (the empty one, the base chain, excluded)."""
+    return {tap[:i] for tap in taps for i in range(1, len(tap))}
+
+
+@dataclass(frozen=True)
+class Change:
+    """How the nodes go from what exists to what a set of taps needs. Nodes are created
+    empty and wired into their parents deepest first, so a path is complete before it
+    is reachable; unwired shallowest first, then deleted once empty."""
+
+    create: tuple
+    wire: tuple
+    unwire: tuple
+    delete: tuple
+
+
+def change(existing, taps):
+    """``existing``: the node prefixes there are; ``taps``: the taps there will be."""
+    wanted = prefixes(taps)
+    new = sorted(wanted - set(existing), key=lambda p: (len(p), p))
+    gone = sorted(set(existing) - wanted, key=lambda p: (len(p), p))
+    return Change(tuple(new), tuple(reversed(new)), tuple(gone), tuple(reversed(gone)))
