@@ -60,9 +60,9 @@ def prefixes(taps):
 
 @dataclass(frozen=True)
 class Change:
-    """How the nodes go from what exists to what a set of taps needs. Nodes are created
-    empty and wired into their parents deepest first, so a path is complete before it
-    is reachable; unwired shallowest first, then deleted once empty."""
+    """How the nodes go from what exists to what a set of taps needs. Missing chains are
+    created empty and wired into their parents deepest first, so a path is complete before
+    it is reachable; unwanted ones unwired shallowest first, then deleted once empty."""
 
     create: tuple
     wire: tuple
@@ -70,9 +70,14 @@ class Change:
     delete: tuple
 
 
-def change(existing, taps):
-    """``existing``: the node prefixes there are; ``taps``: the taps there will be."""
+def change(chains, wired, taps):
+    """``chains``: the node prefixes whose chains exist; ``wired``: those whose parent
+    jumps to them (a change cut short may leave a chain unwired); ``taps``: the taps there
+    will be."""
     wanted = prefixes(taps)
-    new = sorted(wanted - set(existing), key=lambda p: (len(p), p))
-    gone = sorted(set(existing) - wanted, key=lambda p: (len(p), p))
-    return Change(tuple(new), tuple(reversed(new)), tuple(gone), tuple(reversed(gone)))
+    return Change(tuple(_ordered(wanted - set(chains))), tuple(_ordered(wanted - set(wired))[::-1]),
+                  tuple(_ordered(set(wired) - wanted)), tuple(_ordered(set(chains) - wanted)[::-1]))
+
+
+def _ordered(prefixes):
+    return sorted(prefixes, key=lambda p: (len(p), p))

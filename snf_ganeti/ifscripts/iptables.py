@@ -2,8 +2,8 @@
 
 Same interface and same guarantees as :mod:`snf_ganeti.ifscripts.nft`:
 ``setup(profiles)``, ``apply(tap, nic|None)``, ``listing()``, ``taps()``,
-``teardown()``, all in the current network namespace. The ruleset (and what
-stays linear in the number of NICs) is described in
+``teardown()``, all in the current network namespace. The ruleset, and how each
+lookup avoids one rule per NIC, is described in
 :mod:`snf_ganeti.ifscripts.iptables_render`.
 
 Tools: python-iptables (``iptc``) for the IPv4/IPv6 rules. It drives libiptc,
@@ -377,16 +377,22 @@ class IptablesBackend:
                   iftree.chains_of(r.BRIDGED, [c.name for c in table.chains])}
         rules = {name: chain.rules for name, chain in chains.items()}
         home = iftree.home(r.BRIDGED, tap)
-        old = [x for x in rules.get(home, []) if _rule_tap(x) == tap]
+        # Wherever the tap's rules are (a layout before the tree had them in the base chain).
+        old = [(name, x) for name, found in rules.items() for x in found if _rule_tap(x) == tap]
         new = self.build_rule(family, tokens) if tokens else None
-        if new is not None and [rule_text(x) for x in old] == [rule_text(new)]:
+        if new is not None and [(n, rule_text(x)) for n, x in old] == [(home, rule_text(new))]:
             return
-        taps = {_rule_tap(x) for found in rules.values() for x in found} - {None, tap}
-        change = iftree.change([iftree.prefix_of(r.BRIDGED, n) for n in chains if n != r.BRIDGED],
-                               {t for t in taps if not iftree.is_wildcard(t)} | (
-                                   {tap} if new is not None else set()))
-        for rule in old:
-            chains[home].delete_rule(rule)
+        nodes = {iftree.prefix_of(r.BRIDGED, n) for n in chains if n != r.BRIDGED}
+        wired = {p for p in nodes if any(
+            _rule_tap(x) == iftree.wildcard(p) and x.target.name == iftree.node(r.BRIDGED, p)
+            for x in rules[iftree.parent(r.BRIDGED, p)])}
+        # Taps whose rule a layout before the tree left in the base chain need no nodes.
+        placed = {t for name, found in rules.items() for x in found for t in [_rule_tap(x)]
+                  if t is not None and not iftree.is_wildcard(t)
+                  and name == iftree.home(r.BRIDGED, t)} - {tap}
+        change = iftree.change(nodes, wired, placed | ({tap} if new is not None else set()))
+        for name, rule in old:
+            chains[name].delete_rule(rule)
         for prefix in change.unwire:
             for rule in rules[iftree.parent(r.BRIDGED, prefix)]:
                 if _rule_tap(rule) == iftree.wildcard(prefix):

@@ -639,33 +639,41 @@ class TreeLines:
     needed: bool   # whether any tap is left in the tree
 
 
-def l2_taps(state, base, option):
-    """The taps with a rule in ``base``'s dispatch tree of an ebtables/arptables table."""
-    names = {rule_iface(rule, option) for name in iftree.chains_of(base, state.chains)
-             for rule in state.chains[name]}
-    return {n for n in names if n is not None and not iftree.is_wildcard(n)}
+def l2_taps(state, base, option, placed=False):
+    """The taps with a rule in ``base``'s dispatch tree of an ebtables/arptables table;
+    with ``placed``, only those whose rule is in its tree node (not left in the base chain
+    by the layout before the tree)."""
+    return {tap for name in iftree.chains_of(base, state.chains) for rule in state.chains[name]
+            for tap in [rule_iface(rule, option)]
+            if tap is not None and not iftree.is_wildcard(tap)
+            and (not placed or name == iftree.home(base, tap))}
 
 
 def _l2_tree(state, base, option, tap, leaf):
     """``tap``'s rule in ``base``'s tree becomes ``leaf`` (tokens; None: no rule)."""
-    existing = {iftree.prefix_of(base, n) for n in state.chains if iftree.is_node(base, n)}
-    after = l2_taps(state, base, option) - {tap} | ({tap} if leaf else set())
-    change = iftree.change(existing, after)
+    chains = {iftree.prefix_of(base, n) for n in state.chains if iftree.is_node(base, n)}
+    wired = {p for p in chains if any(
+        rule_iface(rule, option) == iftree.wildcard(p) and _jump_target(rule) == iftree.node(
+            base, p) for rule in state.chains.get(iftree.parent(base, p), []))}
+    mine = {tap} if leaf else set()
+    change = iftree.change(chains, wired, l2_taps(state, base, option, True) - {tap} | mine)
     home = iftree.home(base, tap)
-    had = _tap_rules(state.chains.get(home, []), tap, option)
+    # Wherever the tap's rules are (a layout before the tree had them in the base chain).
+    had = [(name, rule) for name in iftree.chains_of(base, state.chains)
+           for rule in _tap_rules(state.chains[name], tap, option)]
     # Already there (the tools print options in their own order): it keeps its place.
-    if leaf and [sorted(rule.split()) for rule in had] == [sorted(leaf)]:
+    if leaf and [(name, sorted(rule.split())) for name, rule in had] == [(home, sorted(leaf))]:
         had, leaf = [], None
-    old = [f"-D {home} {rule}" for rule in had]
     wire = [f"{iftree.parent(base, p)} {option} {iftree.wildcard(p)} -j {iftree.node(base, p)}"
             for p in (*change.wire, *change.unwire)]
     return TreeLines(
         create=[f":{iftree.node(base, p)} RETURN" for p in change.create],
         add=([f"-A {home} {' '.join(leaf)}"] if leaf else [])
         + [f"-A {w}" for w in wire[:len(change.wire)]],
-        remove=old + [f"-D {w}" for w in wire[len(change.wire):]]
+        remove=[f"-D {name} {rule}" for name, rule in had]
+        + [f"-D {w}" for w in wire[len(change.wire):]]
         + [f"-X {iftree.node(base, p)}" for p in change.delete],
-        needed=bool(after))
+        needed=bool(l2_taps(state, base, option) - {tap} | mine))
 
 
 def _skeleton_jumps(state, jumps, need, add_format):

@@ -11,6 +11,7 @@ in ``hv`` through tests/support/firewall_driver.py, as the NIC script would.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -421,6 +422,41 @@ def test_iptables_takes_100_routed_nics_on_one_node(netns):
     assert full == again and all(f'"tap{i}"' in full for i in range(100))
     assert gone == [] and after == base
     assert all(groups()[f"tap{i}"] == "default" for i in range(100))
+
+
+def _as_before_the_tree(text):
+    """A saved ruleset with its per-tap rules back in the base chains (the older layout)."""
+    node = re.compile(r"snf-(from|prv|bridged)\.\S*")
+    lines = [line for line in text.splitlines() if not (
+        line.startswith(":") and node.match(line[1:]) or (
+            line.startswith("-A ") and node.search(line.split(" -j ")[-1])))]
+    return "".join(node.sub(lambda m: f"snf-{m.group(1)}", line, count=1) + "\n"
+                   for line in lines)
+
+
+def test_iptables_moves_rules_of_the_layout_before_the_tree(netns):
+    """NICs plumbed by a version without the prefix trees are re-applied and removed."""
+    ns = netns("fw")
+    old = nic("bridged", "limited", "tap0", mac_prefix=PRIVATE)
+    base = firewall(ns, "iptables", ("setup",), ("listing",), ("apply", "tap1", nic(
+        "bridged", "limited", "tap1")), ("apply", "tap0", old))[1]
+    for save, restore in (("ebtables-save", ["ebtables-restore"]),
+                          ("iptables-legacy-save", ["iptables-legacy-restore", "-T", "filter"]),
+                          ("ip6tables-legacy-save", ["ip6tables-legacy-restore", "-T", "filter"])):
+        ns.run(*restore, input=_as_before_the_tree(ns.run(save).stdout))
+    before = firewall(ns, "iptables", ("listing",))[0]
+    assert '"tap0" : jump' not in before and "-o tap0" in before and "chain from.t\n" not in before
+    results = firewall(ns, "iptables", ("apply", "tap0", nic("bridged", "protected")),
+                       ("listing",), ("apply", "tap0", None), ("apply", "tap1", None),
+                       ("listing",), ("taps",))
+    moved, gone, taps = results[1], results[4], results[5]
+    chains = {c.split("\n", 1)[0]: c for c in moved.split("  chain ")[1:]}
+    assert "-i tap0 -j from_tap0" in chains["from.tap"]
+    assert "-i tap1 -j from_tap1" in chains["from"] and "-i t+ -j from.t" in chains["from"]
+    assert not any(name.startswith("prv") for name in chains)   # tap0 left its network
+    assert "--physdev-out tap0 --physdev-is-bridged -j profile_protected" in chains["bridged.tap"]
+    assert "tap0" not in chains["bridged"] and "profile_limited" in chains["bridged"]
+    assert gone == base and taps == []
 
 
 def test_iptables_leaves_the_dhcp_steering_chain_alone(netns):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from snf_ganeti.ifscripts import iftree
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES, NicFilter, parse_profiles
 
@@ -215,6 +216,8 @@ def _restore(state, lines):
             chains[rest] = []
         elif op == "-X":
             assert chains.pop(rest) == [], f"{rest} deleted while not empty"
+            assert not any(rule.endswith(f"-j {rest}") for rules in chains.values()
+                           for rule in rules), f"{rest} deleted while referenced"
     return r.L2State(chains, [("PREROUTING", "-j snf-from")] if "snf-from" in chains else [])
 
 
@@ -256,6 +259,50 @@ def test_a_frame_meets_a_few_rules_per_character_of_its_tap_whatever_the_number_
     assert state.chains == {}
 
 
+LINEAR_SAVED = """*nat
+:PREROUTING ACCEPT
+:POSTROUTING ACCEPT
+:snf-from RETURN
+:snf-from_tap0 RETURN
+:snf-from_tap1 RETURN
+:snf-prv RETURN
+-A PREROUTING -j snf-from
+-A POSTROUTING -j snf-prv
+-A snf-from -i tap0 -j snf-from_tap0
+-A snf-from -i tap1 -j snf-from_tap1
+-A snf-from_tap0 -j DROP
+-A snf-from_tap1 -j DROP
+-A snf-prv -s ! 02:00:00:00:00:00/ff:ff:f0:00:00:00 -o tap0 -j DROP
+"""
+
+
+def test_rules_of_the_layout_before_the_tree_are_found_and_moved_into_it():
+    state = r.parse_save(LINEAR_SAVED, "nat")
+    plan = r.nic_plan(nic(tap="tap0", profile=None))
+    moved = _restore(state, r.eb_apply_lines(state, "tap0", plan))
+    assert moved.chains["snf-from"] == ["-i tap1 -j snf-from_tap1", "-i t+ -j snf-from.t"]
+    assert moved.chains["snf-from.tap"] == ["-i tap0 -j snf-from_tap0"]
+    assert "snf-prv" not in moved.chains          # tap0 left its private network
+    gone = _restore(state, r.eb_apply_lines(state, "tap0", None))
+    assert gone.chains["snf-from"] == ["-i tap1 -j snf-from_tap1"]
+    assert _restore(gone, r.eb_apply_lines(gone, "tap1", None)).chains == {}
+
+
+def test_a_node_left_unwired_by_a_change_cut_short_is_wired_again():
+    state = r.parse_save(SAVED.replace("-A snf-from -i t+ -j snf-from.t\n", ""), "nat")
+    lines = r.eb_apply_lines(state, "tap1", r.nic_plan(nic(tap="tap1", profile=None)))
+    assert "-A snf-from -i t+ -j snf-from.t" in lines
+    assert not any(line.startswith(":snf-from.") for line in lines)   # the chains are there
+
+
+def test_tree_change_orders_nodes_for_a_safe_walk():
+    change = iftree.change({"t", "ta", "tap", "tap1"}, {"t", "ta", "tap1"}, {"tap2", "tap34"})
+    assert change.create == ("tap3",) and change.wire == ("tap3", "tap")
+    assert change.unwire == ("tap1",) and change.delete == ("tap1",)
+    assert iftree.home("snf-from", "tap34") == "snf-from.tap3"
+    assert iftree.home("snf-from", "a") == "snf-from"
+
+
 ARP_LIST = """Chain INPUT (policy ACCEPT)
 -j snf-from 
 
@@ -289,6 +336,19 @@ def test_arptables_removal_deletes_by_full_spec_then_flushes_before_deleting():
                     ["-D", "snf-from.t", "-i", "ta+", "-j", "snf-from.ta"],
                     ["-D", "snf-from.ta", "-i", "tap+", "-j", "snf-from.tap"],
                     ["-X", "snf-from.tap"], ["-X", "snf-from.ta"], ["-X", "snf-from.t"],
+                    ["-F", "snf-from_tap1"], ["-X", "snf-from_tap1"],
+                    ["-D", "INPUT", "-j", "snf-from"], ["-X", "snf-from"]]
+
+
+def test_arptables_rules_of_the_layout_before_the_tree_are_deleted_where_they_are():
+    linear = ARP_LIST.split("Chain snf-from (1 references)")[0] + """Chain snf-from (1 references)
+-j snf-from_tap1 -i tap1 
+
+Chain snf-from_tap1 (1 references)
+-j DROP 
+"""
+    cmds = r.arp_apply_commands(r.parse_arp_list(linear), "tap1", None)
+    assert cmds == [["-D", "snf-from", "-j", "snf-from_tap1", "-i", "tap1"],
                     ["-F", "snf-from_tap1"], ["-X", "snf-from_tap1"],
                     ["-D", "INPUT", "-j", "snf-from"], ["-X", "snf-from"]]
 
