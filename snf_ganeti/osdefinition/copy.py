@@ -9,7 +9,6 @@ gets a discard that reads back as zeros. Progress is reported every
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import hashlib
 import mmap
@@ -24,7 +23,8 @@ BLOCK = 64 << 10
 _ZERO_CHUNK = bytes(CHUNK)
 _ZERO_BLOCK = bytes(BLOCK)
 _PUNCH = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The process already has libc: find_library would run ldconfig in a subprocess each time.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long)
 _libc.sync_file_range.argtypes = (ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_uint)
 _SYNC_FILE_RANGE_WRITE = 2
