@@ -100,6 +100,7 @@ class Steering:
     def __init__(self, rules, bypass, backend, run=subprocess.run):
         self.rules, self.bypass, self.backend, self._run = rules, bypass, backend, run
         self.installed = None   # nftables, iptables-nft or iptables-legacy
+        self._made_tables = []  # mangle tables iptables-nft created for us (it never deletes them)
 
     def install(self):
         if not self.rules:
@@ -127,20 +128,37 @@ class Steering:
                 self._call([tool, "-t", "mangle", "-D", "PREROUTING", "-j", CHAIN], check=False)
                 self._call([tool, "-t", "mangle", "-F", CHAIN], check=False)
                 self._call([tool, "-t", "mangle", "-X", CHAIN], check=False)
+                if family in self._made_tables and _only_policies(
+                        self._call([tool, "-t", "mangle", "-S"], check=False).stdout):
+                    self._call(["nft", "delete", "table", _NFT_FAMILY[family], "mangle"],
+                               check=False)
         self.installed = None
+        self._made_tables = []
 
     def _nft(self, script):
         self._call(["nft", "-f", "-"], input=script)
 
     def _iptables(self, variant):
         self.installed = f"iptables-{variant}"
-        for family, text in render_iptables(self.rules, self.bypass).items():
+        texts = render_iptables(self.rules, self.bypass)
+        if variant == "nft":
+            self._made_tables = [family for family in texts if not self._has_table(family)]
+        for family, text in texts.items():
             tool = _tool(family, variant)
             self._call([f"{tool}-restore", "--noflush"], input=text)
             jump = ["-t", "mangle", "-C", "PREROUTING", "-j", CHAIN]
             if self._call([tool, *jump], check=False).returncode != 0:
                 jump[2] = "-I"
                 self._call([tool, *jump])
+
+    def _has_table(self, family):
+        """Whether nftables holds the family's mangle table (if nft cannot tell: yes)."""
+        try:
+            found = self._call(["nft", "list", "table", _NFT_FAMILY[family], "mangle"],
+                               check=False)
+        except SteeringError:
+            return True
+        return found.returncode == 0
 
     def _call(self, argv, input=None, check=True):
         try:
@@ -151,6 +169,15 @@ class Steering:
             detail = one_line(proc.stderr or proc.stdout or "", default="")
             raise SteeringError(f"{' '.join(argv[:2])} failed: {detail or proc.returncode}")
         return proc
+
+
+_NFT_FAMILY = {"ipv4": "ip", "ipv6": "ip6"}
+
+
+def _only_policies(saved):
+    """Whether ``iptables -S`` shows nothing but builtin chains that accept everything."""
+    lines = [line for line in saved.splitlines() if line.strip()]
+    return all(line.startswith("-P ") and line.endswith(" ACCEPT") for line in lines)
 
 
 def _tool(family, variant):

@@ -191,6 +191,8 @@ def test_steering_rules_exist_while_running_and_go_at_exit(lab, backend, steerin
     assert lab.stop() == 0
     assert "snf-ganeti-dhcp" not in lab.hv.run(tool, "-t", "mangle").stdout
     assert "snf-ganeti-dhcp" not in lab.hv.run("nft", "list", "ruleset").stdout
+    # iptables-nft made the mangle tables (they were not there) and would leave them empty
+    assert "mangle" not in lab.hv.run("nft", "list", "tables").stdout
 
 
 @pytest.mark.parametrize("fail_open", [True, False])

@@ -129,9 +129,9 @@ class FakeRun:
         for prefix, error in self.raises.items():
             if tuple(argv[:len(prefix)]) == prefix:
                 raise error
-        for prefix, (returncode, stderr) in self.results.items():
+        for prefix, (returncode, stderr, *stdout) in self.results.items():
             if tuple(argv[:len(prefix)]) == prefix:
-                return subprocess.CompletedProcess(argv, returncode, "", stderr)
+                return subprocess.CompletedProcess(argv, returncode, "".join(stdout), stderr)
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     @property
@@ -145,7 +145,8 @@ def jump(tool, op):
 
 def iptables_install(variant, check_rc=1):
     """The calls installing the default rules with iptables-``variant``."""
-    calls = []
+    calls = [(("nft", "list", "table", f, "mangle"), None) for f in ("ip", "ip6")
+             if variant == "nft"]
     for family, tool in (("ipv4", f"iptables-{variant}"), ("ipv6", f"ip6tables-{variant}")):
         calls += [((f"{tool}-restore", "--noflush"), IPTABLES[family]),
                   (jump(tool, "-C"), None)]
@@ -186,6 +187,23 @@ def test_nftables_failure_falls_back_to_iptables_nft(failure, caplog):
     assert steer.installed == "iptables-nft"
     assert run.calls == [(("nft", "-f", "-"), NFT), *iptables_install("nft")]
     assert "steering through iptables-nft instead" in caplog.text
+
+
+@pytest.mark.parametrize("others", [False, True], ids=["alone", "others-rules"])
+def test_iptables_nft_deletes_the_mangle_tables_it_made_when_left_empty(others):
+    """iptables-nft creates ``ip mangle`` on first use and never deletes it."""
+    policies = "-P PREROUTING ACCEPT\n-P INPUT ACCEPT\n"
+    run = FakeRun(results={("nft", "list", "table", "ip", "mangle"): (1, "No such file"),
+                           ("nft", "-f"): (1, "Error: queue"),
+                           ("iptables-nft", "-t", "mangle", "-S"): (
+                               0, "", policies + ("-A PREROUTING -j MARK\n" if others else ""))})
+    steer = Steering(DEFAULT, False, "nftables", run=run)
+    assert steer.install() == "iptables-nft"
+    run.calls.clear()
+    steer.remove()
+    deleted = [argv for argv in run.argvs if argv[:2] == ("nft", "delete")]
+    # ip6 mangle existed before (nft listed it): it stays, as does a table others use
+    assert deleted == ([] if others else [("nft", "delete", "table", "ip", "mangle")])
 
 
 def test_existing_jump_is_not_inserted_twice():
