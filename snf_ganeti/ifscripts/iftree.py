@@ -70,6 +70,48 @@ class Change:
     delete: tuple
 
 
+@dataclass(frozen=True)
+class Tree:
+    """What a base chain's tree holds now, read from its rules by :func:`read`."""
+
+    base: str
+    nodes: frozenset   # the node prefixes whose chains exist
+    wired: frozenset   # those whose parent jumps to them (a change cut short may miss some)
+    placed: frozenset  # the taps whose rule is in their home chain
+    taps: frozenset    # the taps with a rule anywhere (a layout before the tree: the base)
+    rules: tuple       # (chain, interface, target, rule) of every rule in the tree
+
+    def of(self, tap):
+        """(chain, rule) of ``tap``'s own rules, wherever they are."""
+        return [(chain, rule) for chain, iface, _, rule in self.rules if iface == tap]
+
+    def wire_of(self, prefix):
+        """(chain, rule) of the jumps to ``prefix``'s node."""
+        return [(chain, rule) for chain, iface, _, rule in self.rules
+                if chain == parent(self.base, prefix) and iface == wildcard(prefix)]
+
+    def change(self, tap, keep):
+        """The node changes once ``tap`` has a rule (``keep``) or none."""
+        return change(self.nodes, self.wired, self.placed - {tap} | ({tap} if keep else set()))
+
+    def needed(self, tap, keep):
+        """Whether the base chain still has a tap once ``tap`` has a rule or none."""
+        return bool(self.taps - {tap} | ({tap} if keep else set()))
+
+
+def read(base, chains, rules):
+    """The tree of ``base`` among ``chains`` (chain names), from ``rules``: (chain,
+    interface or None, jump target, rule) for every rule of those chains."""
+    rules = tuple(rules)
+    nodes = frozenset(prefix_of(base, n) for n in chains if is_node(base, n))
+    jumps = {(chain, iface, target) for chain, iface, target, _ in rules}
+    taps = [(chain, iface) for chain, iface, _, _ in rules
+            if iface is not None and not is_wildcard(iface)]
+    return Tree(base, nodes, frozenset(p for p in nodes if (parent(base, p), wildcard(p), node(
+        base, p)) in jumps), frozenset(t for chain, t in taps if chain == home(base, t)),
+        frozenset(t for _, t in taps), rules)
+
+
 def change(chains, wired, taps):
     """``chains``: the node prefixes whose chains exist; ``wired``: those whose parent
     jumps to them (a change cut short may leave a chain unwired); ``taps``: the taps there

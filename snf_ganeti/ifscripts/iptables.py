@@ -169,7 +169,7 @@ class IptablesBackend:
         for state in (self._l2("ebtables-save", "nat"), self._arp_state()):
             names |= state.tap_chains()
             for chain, option in ((r.FROM, "-i"), (r.PRV, "-o")):
-                names |= r.l2_taps(state, chain, option)
+                names |= r.l2_tree(state, chain, option).taps
         names.update(name for name, group in self._links().items() if r.is_managed_group(group))
         return {n for n in names if n is not None and not iftree.is_wildcard(n)}
 
@@ -373,30 +373,19 @@ class IptablesBackend:
             if tokens:
                 raise FirewallError(f"iptables {tap}: the iptables firewall is not set up")
             return
-        chains = {c.name: c for c in table.chains if c.name in
-                  iftree.chains_of(r.BRIDGED, [c.name for c in table.chains])}
-        rules = {name: chain.rules for name, chain in chains.items()}
+        chains = {c.name: c for c in table.chains
+                  if c.name == r.BRIDGED or iftree.is_node(r.BRIDGED, c.name)}
+        tree = iftree.read(r.BRIDGED, chains, [
+            (name, _rule_tap(x), x.target.name if x.target else None, x)
+            for name, chain in chains.items() for x in chain.rules])
         home = iftree.home(r.BRIDGED, tap)
-        # Wherever the tap's rules are (a layout before the tree had them in the base chain).
-        old = [(name, x) for name, found in rules.items() for x in found if _rule_tap(x) == tap]
+        old = tree.of(tap)   # wherever they are (before the tree: in the base chain)
         new = self.build_rule(family, tokens) if tokens else None
         if new is not None and [(n, rule_text(x)) for n, x in old] == [(home, rule_text(new))]:
             return
-        nodes = {iftree.prefix_of(r.BRIDGED, n) for n in chains if n != r.BRIDGED}
-        wired = {p for p in nodes if any(
-            _rule_tap(x) == iftree.wildcard(p) and x.target.name == iftree.node(r.BRIDGED, p)
-            for x in rules[iftree.parent(r.BRIDGED, p)])}
-        # Taps whose rule a layout before the tree left in the base chain need no nodes.
-        placed = {t for name, found in rules.items() for x in found for t in [_rule_tap(x)]
-                  if t is not None and not iftree.is_wildcard(t)
-                  and name == iftree.home(r.BRIDGED, t)} - {tap}
-        change = iftree.change(nodes, wired, placed | ({tap} if new is not None else set()))
-        for name, rule in old:
+        change = tree.change(tap, new is not None)
+        for name, rule in old + [w for p in change.unwire for w in tree.wire_of(p)]:
             chains[name].delete_rule(rule)
-        for prefix in change.unwire:
-            for rule in rules[iftree.parent(r.BRIDGED, prefix)]:
-                if _rule_tap(rule) == iftree.wildcard(prefix):
-                    chains[iftree.parent(r.BRIDGED, prefix)].delete_rule(rule)
         for prefix in change.delete:
             table.delete_chain(iftree.node(r.BRIDGED, prefix))
         for prefix in change.create:
@@ -404,8 +393,8 @@ class IptablesBackend:
         if new is not None:
             self._chain(table, home).append_rule(new)
         for prefix in change.wire:
-            self._chain(table, iftree.parent(r.BRIDGED, prefix)).append_rule(self.build_rule(
-                family, r.bridged_rule(iftree.wildcard(prefix), None, prefix)))
+            self._chain(table, iftree.parent(r.BRIDGED, prefix)).append_rule(
+                self.build_rule(family, r.bridged_wire(prefix)))
         self._commit(table, True, f"iptables {tap} ({family})")
 
     def _drop_jumps(self, table):

@@ -429,11 +429,17 @@ def nic_plan(nic):
     return plan
 
 
-def bridged_rule(tap, profile, prefix=None):
-    """snf-bridged's rule for ``tap`` (jumps to its profile), or with ``prefix`` the jump
-    to that prefix's node (``tap`` then is the wildcard)."""
-    target = profile_chain(profile) if prefix is None else iftree.node(BRIDGED, prefix)
-    return ["-m", "physdev", "--physdev-out", tap, "--physdev-is-bridged", "-j", target]
+def bridged_rule(tap, profile):
+    return _physdev_out(tap, profile_chain(profile))
+
+
+def bridged_wire(prefix):
+    """snf-bridged's tree: the jump to ``prefix``'s node."""
+    return _physdev_out(iftree.wildcard(prefix), iftree.node(BRIDGED, prefix))
+
+
+def _physdev_out(iface, target):
+    return ["-m", "physdev", "--physdev-out", iface, "--physdev-is-bridged", "-j", target]
 
 
 def mac_rule(tap, vm_mac):
@@ -636,44 +642,35 @@ class TreeLines:
     create: list
     add: list
     remove: list
+    had: bool      # whether the tap had a rule in the tree
     needed: bool   # whether any tap is left in the tree
 
 
-def l2_taps(state, base, option, placed=False):
-    """The taps with a rule in ``base``'s dispatch tree of an ebtables/arptables table;
-    with ``placed``, only those whose rule is in its tree node (not left in the base chain
-    by the layout before the tree)."""
-    return {tap for name in iftree.chains_of(base, state.chains) for rule in state.chains[name]
-            for tap in [rule_iface(rule, option)]
-            if tap is not None and not iftree.is_wildcard(tap)
-            and (not placed or name == iftree.home(base, tap))}
+def l2_tree(state, base, option):
+    """``base``'s dispatch tree in an ebtables/arptables table (:func:`iftree.read`)."""
+    return iftree.read(base, state.chains, [
+        (name, rule_iface(rule, option), _jump_target(rule), rule)
+        for name in iftree.chains_of(base, state.chains) for rule in state.chains[name]])
 
 
 def _l2_tree(state, base, option, tap, leaf):
     """``tap``'s rule in ``base``'s tree becomes ``leaf`` (tokens; None: no rule)."""
-    chains = {iftree.prefix_of(base, n) for n in state.chains if iftree.is_node(base, n)}
-    wired = {p for p in chains if any(
-        rule_iface(rule, option) == iftree.wildcard(p) and _jump_target(rule) == iftree.node(
-            base, p) for rule in state.chains.get(iftree.parent(base, p), []))}
-    mine = {tap} if leaf else set()
-    change = iftree.change(chains, wired, l2_taps(state, base, option, True) - {tap} | mine)
+    tree = l2_tree(state, base, option)
+    change = tree.change(tap, leaf is not None)
     home = iftree.home(base, tap)
-    # Wherever the tap's rules are (a layout before the tree had them in the base chain).
-    had = [(name, rule) for name in iftree.chains_of(base, state.chains)
-           for rule in _tap_rules(state.chains[name], tap, option)]
+    had = tree.of(tap)
     # Already there (the tools print options in their own order): it keeps its place.
-    if leaf and [(name, sorted(rule.split())) for name, rule in had] == [(home, sorted(leaf))]:
-        had, leaf = [], None
+    keeps = leaf and [(name, sorted(rule.split())) for name, rule in had] == [(home, sorted(leaf))]
     wire = [f"{iftree.parent(base, p)} {option} {iftree.wildcard(p)} -j {iftree.node(base, p)}"
             for p in (*change.wire, *change.unwire)]
     return TreeLines(
         create=[f":{iftree.node(base, p)} RETURN" for p in change.create],
-        add=([f"-A {home} {' '.join(leaf)}"] if leaf else [])
+        add=([] if keeps or not leaf else [f"-A {home} {' '.join(leaf)}"])
         + [f"-A {w}" for w in wire[:len(change.wire)]],
-        remove=[f"-D {name} {rule}" for name, rule in had]
+        remove=([] if keeps else [f"-D {name} {rule}" for name, rule in had])
         + [f"-D {w}" for w in wire[len(change.wire):]]
         + [f"-X {iftree.node(base, p)}" for p in change.delete],
-        needed=bool(l2_taps(state, base, option) - {tap} | mine))
+        had=bool(had), needed=tree.needed(tap, leaf is not None))
 
 
 def _skeleton_jumps(state, jumps, need, add_format):
@@ -708,7 +705,7 @@ def arp_apply_commands(state, tap, plan):
     had = chain in state.chains
     tree = _l2_tree(state, FROM, "-i", tap, ["-i", tap, "-j", chain] if new else None)
     guard = ["-i", tap, "-j", "DROP"]
-    replacing = (had or tap in l2_taps(state, FROM, "-i")) and bool(new)
+    replacing = (had or tree.had) and bool(new)
     cmds = [["-I", FROM, "1", *guard]] if replacing else []
     cmds += _commands(tree.remove)   # by full spec (spec §2.11)
     if had:

@@ -158,7 +158,8 @@ def test_parse_save_keeps_only_ours():
                                  "snf-prv.tap"}
     assert state.jumps == [("PREROUTING", "-j snf-from"), ("POSTROUTING", "-j snf-prv")]
     assert state.tap_chains() == {"tap0"}
-    assert r.l2_taps(state, "snf-from", "-i") == r.l2_taps(state, "snf-prv", "-o") == {"tap0"}
+    assert r.l2_tree(state, "snf-from", "-i").taps == r.l2_tree(state, "snf-prv", "-o").taps == {
+        "tap0"}
 
 
 def test_ebtables_removal_of_the_last_tap_removes_the_skeleton_in_one_batch():
@@ -244,7 +245,7 @@ def test_a_frame_meets_a_few_rules_per_character_of_its_tap_whatever_the_number_
     state = r.L2State()
     for tap in reversed(taps):
         state = _restore(state, r.eb_apply_lines(state, tap, r.nic_plan(nic(tap=tap, profile=None))))
-    assert r.l2_taps(state, "snf-from", "-i") == set(taps)
+    assert r.l2_tree(state, "snf-from", "-i").taps == set(taps)
     worst = max(_rules_met(state, tap) for tap in taps)
     assert worst[1] and worst[0] <= 3 + 20 * 3     # t, ta, tap, then at most 20 per digit
     assert _rules_met(state, "eth0") == (1, False)  # other ports: one rule
@@ -293,6 +294,15 @@ def test_a_node_left_unwired_by_a_change_cut_short_is_wired_again():
     lines = r.eb_apply_lines(state, "tap1", r.nic_plan(nic(tap="tap1", profile=None)))
     assert "-A snf-from -i t+ -j snf-from.t" in lines
     assert not any(line.startswith(":snf-from.") for line in lines)   # the chains are there
+
+
+def test_tree_read_tells_wired_nodes_and_placed_taps_from_the_rules():
+    tree = iftree.read("b", ["b", "b.t", "b.ta"], [
+        ("b", "t+", "b.t", 1), ("b", "tap0", "x", 2), ("b.ta", "tap", "x", 3)])
+    assert tree.nodes == {"t", "ta"} and tree.wired == {"t"}       # b.ta is not reached
+    assert tree.taps == {"tap0", "tap"} and tree.placed == {"tap"}  # tap0: in the base
+    assert tree.of("tap0") == [("b", 2)] and tree.wire_of("t") == [("b", 1)]
+    assert tree.needed("tap", keep=False) and not iftree.read("b", ["b"], []).needed("a", False)
 
 
 def test_tree_change_orders_nodes_for_a_safe_walk():
