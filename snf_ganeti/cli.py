@@ -1,8 +1,10 @@
 """The ``snf-ganeti`` command: one entry point, one subcommand per task.
 
-Each part is a module in ``PARTS`` with ``register(subparsers, common)``
-adding its subcommands, and optionally ``PART`` (its name) and
+Each part is a module with ``register(subparsers, common)`` adding its
+subcommands (listed in ``COMMANDS``), and optionally ``PART`` (its name) and
 ``status(config)`` returning a dict that ``snf-ganeti status`` shows under it.
+Ganeti runs this command for every hook, NIC and OS script, so only the part
+that owns the subcommand is imported.
 """
 
 import argparse
@@ -13,8 +15,12 @@ import sys
 from snf_ganeti import __version__, config as config_mod, logs
 from snf_ganeti.errors import SnfGanetiError
 
-PARTS = ("snf_ganeti.core_cli", "snf_ganeti.eventd.cli", "snf_ganeti.ifscripts.cli",
-         "snf_ganeti.dhcp.cli", "snf_ganeti.hooks.cli", "snf_ganeti.osdefinition.cli")
+_CORE, _IFSCRIPTS = "snf_ganeti.core_cli", "snf_ganeti.ifscripts.cli"
+COMMANDS = {"config": _CORE, "feed": _CORE, "status": _CORE, "spool": _CORE, "messages": _CORE,
+            "eventd": "snf_ganeti.eventd.cli", "ifup": _IFSCRIPTS, "ifdown": _IFSCRIPTS,
+            "dhcpd": "snf_ganeti.dhcp.cli", "hook": "snf_ganeti.hooks.cli",
+            "os": "snf_ganeti.osdefinition.cli"}
+PARTS = tuple(dict.fromkeys(COMMANDS.values()))
 
 log = logging.getLogger("snf-ganeti")
 
@@ -29,20 +35,31 @@ def common_options():
     return common
 
 
-def build_parser():
+def build_parser(part_names=PARTS):
     common = common_options()
     parser = argparse.ArgumentParser(
         prog="snf-ganeti", parents=[common],
         description="Host-side agent of a Ganeti cloud: Ganeti's events as AMQP messages.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in parts():
+    for module in parts(part_names):
         module.register(sub, common)
     return parser
 
 
-def parts():
-    return [importlib.import_module(name) for name in PARTS]
+def parts(names=PARTS):
+    return [importlib.import_module(name) for name in names]
+
+
+def command_word(argv):
+    """The subcommand named in ``argv``: its first word that is not a common option."""
+    words = iter(argv)
+    for word in words:
+        if word == "--config":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def load_config(args):
@@ -51,7 +68,9 @@ def load_config(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    part = COMMANDS.get(command_word(argv))
+    args = build_parser((part,) if part else PARTS).parse_args(argv)
     logs.setup(getattr(args, "verbose", False))
     try:
         return args.handler(args) or 0
