@@ -91,8 +91,11 @@ class Udp4Template:
         """The frame with ``data`` at ``offset`` of the UDP payload (both even), checksum set."""
         if offset % 2 or len(data) % 2:
             raise ValueError("patched bytes must be whole 16-bit words")
-        total = self._sum + _sum16(data)
-        total = (total & 0xffff) + (total >> 16)
+        total, words = self._sum, int.from_bytes(data, "big")
+        while words:
+            total, words = total + (words & 0xffff), words >> 16
+        while total >> 16:
+            total = (total & 0xffff) + (total >> 16)
         checksum = ~total & 0xffff or 0xffff    # 0 means "no checksum" in UDP
         frame, udp = self.frame, self._udp
         start = udp + 8 + offset

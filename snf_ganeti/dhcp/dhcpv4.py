@@ -3,7 +3,7 @@ the binding, the link it goes out on and the configuration."""
 
 import ipaddress
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dpkt
 
@@ -20,8 +20,7 @@ CLIENT_PORT, SERVER_PORT = 68, 67
 _ALL = ipaddress.IPv4Address("255.255.255.255")
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """The fields of a BOOTREQUEST that the answer depends on."""
     op: int
     hrd: int
@@ -134,13 +133,11 @@ class ReplyTemplates:
                 self._frames.clear()
             template = frames.Udp4Template(
                 _frame(name, kind, request, binding, link, hw, server, config, xid=0))
-            cached = self._frames[key] = (binding, link, config, template)
-        frame = cached[3].with_payload_bytes(self.XID_OFFSET, struct.pack("!I", request.xid))
-        lease = None
-        if name == "ack":
             lease = {"ip": str(binding.ip), "lease_time": config.lease_time,
-                     "hostname": binding.hostname}
-        return Answer(name, (Frame(binding.tap, frame),), lease)
+                     "hostname": binding.hostname} if name == "ack" else None
+            cached = self._frames[key] = (binding, link, config, template, lease)
+        frame = cached[3].with_payload_bytes(self.XID_OFFSET, request.xid.to_bytes(4, "big"))
+        return Answer(name, (Frame(binding.tap, frame),), cached[4])
 
 
 def _frame(name, kind, request, binding, link, hw, server, config, xid):

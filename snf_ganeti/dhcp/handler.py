@@ -6,7 +6,7 @@ by what it carries.  No input raises: what cannot be parsed is a ``ignored-malfo
 
 import logging
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import dpkt
 
@@ -19,15 +19,13 @@ ACCEPT, DROP = "accept", "drop"
 _MALFORMED = (dpkt.UnpackError, struct.error, ValueError, IndexError, TypeError)
 
 
-@dataclass(frozen=True)
-class QueuedPacket:
+class QueuedPacket(NamedTuple):
     payload: bytes          # from the network header on, as NFQUEUE gives it
     ifindex: int            # the tap it came in on (physindev if bridged, else indev)
     hw: str | None          # the frame's source MAC (lower case), from the queue
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     verdict: str
     answer: Answer | None   # None: not from a bound tap
 
