@@ -25,7 +25,7 @@ class Answer(NamedTuple):
     """The outcome for one packet from a bound tap: ``kind`` names the reply sent, or why not."""
     kind: str                       # offer, ack, nak, inform, ra, na, dhcpv6-reply; or ignored-*
     frames: tuple[Frame, ...] = ()
-    lease: dict | None = None       # for an ACK: the lease event's fields
+    lease: dict | None = None       # for an ACK: the lease event's fields but node and time
 
 
 def ignored(why):

@@ -27,6 +27,8 @@ from snf_ganeti.dhcp.binding import parse_binding
 from snf_ganeti.dhcp.table import BindingTable
 from snf_ganeti.errors import BindingError, SnfGanetiError
 from snf_ganeti.messages import lease_event
+from snf_ganeti.publisher import new_message_id
+from snf_ganeti.spool import Envelope
 
 log = logging.getLogger("snf-ganeti.dhcpd")
 
@@ -35,8 +37,10 @@ _DIR_MASK = (pyinotify.IN_CLOSE_WRITE | pyinotify.IN_MOVED_TO | pyinotify.IN_MOV
 _QUEUE_LEN = 5000
 _BATCH = 256
 # Lease events are spooled (one fsync) at most this often: under load, one fsync per loop
-# iteration cost more than the answers themselves.
+# iteration cost more than the answers themselves, and one per 256 leases still blocked the
+# loop a tenth of the time.  The cap bounds what waits in memory.
 _LEASE_DELAY = 0.1
+_LEASE_CAP = 8192
 
 
 class Dhcpd:
@@ -47,7 +51,8 @@ class Dhcpd:
         self.table = BindingTable()
         self.duid = ipv6.server_duid(_machine_id())
         self.stats = collections.Counter()
-        self.leases = []
+        self.leases = []        # Envelopes of lease events, spooled every _LEASE_DELAY
+        self._lease_encoders = {}
         self.templates = dhcpv4.ReplyTemplates()
         self.sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         self.steering = steering.Steering(steering.plan(self.dhcp), self.dhcp.fail_open,
@@ -120,15 +125,24 @@ class Dhcpd:
             self.stats[answer.kind] += 1
             log.debug("no answer on ifindex %s: %s", queued.ifindex, answer.kind)
         if answer.lease is not None:
-            binding, _ = self.table.lookup(queued.ifindex)
-            message = lease_event.build(
-                {"node": self.node, "instance": binding.hostname, "tap": binding.tap,
-                 "mac": binding.mac, "family": "ipv4", **answer.lease}, self.clock())
-            self.leases.append((message.routing_key, message.body, message.message_id))
+            # Encoded now rather than all at the flush, which would hold up the answers.
+            self.leases.append(self.lease_envelope(answer.lease))
+
+    def lease_envelope(self, lease):
+        """The lease event of ``lease`` (an Answer's), encoded through the encoder kept for
+        it: an ACK's reply template hands out the same ``lease`` dict every time."""
+        cached = self._lease_encoders.get(id(lease))
+        if cached is None or cached[0] is not lease:
+            if len(self._lease_encoders) >= dhcpv4.ReplyTemplates.MAX:
+                self._lease_encoders.clear()
+            cached = self._lease_encoders[id(lease)] = (
+                lease, *lease_event.encoder({"node": self.node, **lease}))
+        now = self.clock()
+        return Envelope(new_message_id(), cached[1], cached[2](now), now)
 
     def flush_leases(self):
         if self.leases:
-            self.publisher.publish_many(self.leases)
+            self.publisher.publish_envelopes(self.leases)
             self.leases = []
 
     def send(self, frame_list, kind):
@@ -249,7 +263,8 @@ class Dhcpd:
                     batch.left = _BATCH
                     queue.run_socket(batch)
             now = self.clock()
-            if self.leases and (len(self.leases) >= _BATCH or now - last_leases >= _LEASE_DELAY):
+            if self.leases and (len(self.leases) >= _LEASE_CAP or
+                                now - last_leases >= _LEASE_DELAY):
                 self.flush_leases()
                 last_leases = now
             self.publisher.pump()

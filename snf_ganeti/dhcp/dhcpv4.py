@@ -133,7 +133,8 @@ class ReplyTemplates:
                 self._frames.clear()
             template = frames.Udp4Template(
                 _frame(name, kind, request, binding, link, hw, server, config, xid=0))
-            lease = {"ip": str(binding.ip), "lease_time": config.lease_time,
+            lease = {"instance": binding.hostname, "tap": binding.tap, "mac": binding.mac,
+                     "family": "ipv4", "ip": str(binding.ip), "lease_time": config.lease_time,
                      "hostname": binding.hostname} if name == "ack" else None
             cached = self._frames[key] = (binding, link, config, template, lease)
         frame = cached[3].with_payload_bytes(self.XID_OFFSET, request.xid.to_bytes(4, "big"))

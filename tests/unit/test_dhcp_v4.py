@@ -48,7 +48,9 @@ def test_discover_gets_an_offer_with_every_option():
 def test_request_gets_an_ack_with_a_lease():
     answer, reply = dhcp4_reply(dhcp4_request(REQUEST, options=[requested()]))
     assert answer.kind == "ack"
-    assert answer.lease == {"ip": VM_IP, "lease_time": 604800, "hostname": "vm1.example.org"}
+    assert answer.lease == {"instance": "vm1.example.org", "tap": "tap0", "mac": VM_MAC,
+                            "family": "ipv4", "ip": VM_IP, "lease_time": 604800,
+                            "hostname": "vm1.example.org"}
     assert reply.dhcp.yiaddr == ip4(VM_IP)
     assert reply.options == {53: bytes([ACK]), **EXPECTED}
 

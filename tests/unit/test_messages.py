@@ -1,10 +1,11 @@
+import json
 import os
 
 import pytest
 
 from snf_ganeti import messages
 from snf_ganeti.errors import MessageError
-from snf_ganeti.messages import common, op_status, network_status, create_progress
+from snf_ganeti.messages import common, create_progress, lease_event, network_status, op_status
 
 pytestmark = pytest.mark.unit
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,3 +69,15 @@ def test_prefix_and_event_time():
     assert messages.prefix_of("snf-net-5") == "snf"
     assert messages.prefix_of("web1") == "web1"
     assert messages.event_time(5.9999999) == [5, 999999]
+
+
+@pytest.mark.parametrize("now", [1700000700.0, 1700000700.25, 1700000700.9999996, 5.5])
+def test_lease_event_encoder_gives_what_build_gives(now):
+    fields = {key: value for key, value in lease_event.TYPE.example.items()
+              if key not in ("type", "event_time")}
+    routing_key, encode = lease_event.encoder(fields)
+    body = json.loads(encode(now))
+    message = lease_event.build(fields, now)
+    assert (routing_key, body) == (message.routing_key, message.body)
+    assert list(body) == list(message.body)
+    messages.validate(body)
