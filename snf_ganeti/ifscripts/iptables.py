@@ -4,7 +4,8 @@ Same interface and same guarantees as :mod:`snf_ganeti.ifscripts.nft`:
 ``setup(profiles)``, ``apply(tap, nic|None)``, ``listing()``, ``taps()``,
 ``teardown()``, all in the current network namespace. The ruleset, and how each
 lookup avoids one rule per NIC, is described in
-:mod:`snf_ganeti.ifscripts.iptables_render`.
+:mod:`snf_ganeti.ifscripts.iptables_render` (and its layer-2 changes in
+:mod:`snf_ganeti.ifscripts.l2_render`).
 
 Tools: python-iptables (``iptc``) for the IPv4/IPv6 rules. It drives libiptc,
 i.e. always the *legacy* xtables tables, whatever ``update-alternatives`` says
@@ -33,6 +34,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from snf_ganeti.errors import one_line
 from snf_ganeti.ifscripts import iftree
 from snf_ganeti.ifscripts import iptables_render as r
+from snf_ganeti.ifscripts import l2_render as l2
 from snf_ganeti.ifscripts.nft import FirewallError
 
 LOCK = "/run/xtables.lock"
@@ -130,9 +132,9 @@ class IptablesBackend:
                                              plan.bridged_rules.get(family) if plan else None)
             if bridged:
                 self._restore("ebtables-restore",
-                              r.eb_apply_lines(self._l2("ebtables-save", "nat"), tap, plan), tap)
+                              l2.eb_apply_lines(self._l2("ebtables-save", "nat"), tap, plan), tap)
             if routed:
-                for cmd in r.arp_apply_commands(self._arp_state(), tap, plan):
+                for cmd in l2.arp_apply_commands(self._arp_state(), tap, plan):
                     self._arp(cmd, tap)
             if plan is None or plan.group is None:
                 self._set_group(tap, 0, only_managed=True)
@@ -169,7 +171,7 @@ class IptablesBackend:
         for state in (self._l2("ebtables-save", "nat"), self._arp_state()):
             names |= state.tap_chains()
             for chain, option in ((r.FROM, "-i"), (r.PRV, "-o")):
-                names |= r.l2_tree(state, chain, option).taps
+                names |= l2.l2_tree(state, chain, option).taps
         names.update(name for name, group in self._links().items() if r.is_managed_group(group))
         return {n for n in names if n is not None and not iftree.is_wildcard(n)}
 
@@ -188,8 +190,8 @@ class IptablesBackend:
                     self._commit(table, changed or ours, f"iptables teardown ({family} {name})")
             self._ipset([f"destroy {name}" for name in sorted(self._sets())], "teardown")
             self._restore("ebtables-restore",
-                          r.eb_teardown_lines(self._l2("ebtables-save", "nat")), "teardown")
-            for cmd in r.arp_teardown_commands(self._arp_state()):
+                          l2.eb_teardown_lines(self._l2("ebtables-save", "nat")), "teardown")
+            for cmd in l2.arp_teardown_commands(self._arp_state()):
                 self._arp(cmd, "teardown")
             for name, group in self._links().items():
                 if r.is_managed_group(group):
@@ -471,7 +473,7 @@ class IptablesBackend:
 
     def _arp_state(self):
         if self._arptables == "arptables-legacy":
-            return r.parse_arp_list(self._run([self._arptables, "-L", "-n"], "arptables"))
+            return l2.parse_arp_list(self._run([self._arptables, "-L", "-n"], "arptables"))
         return self._l2("arptables-save", "filter")
 
     def _sets(self):
@@ -483,7 +485,7 @@ class IptablesBackend:
                       "".join(line + "\n" for line in lines))
 
     def _l2(self, command, table):
-        return r.parse_save(self._run([command], command), table)
+        return l2.parse_save(self._run([command], command), table)
 
     def _restore(self, command, lines, what):
         if lines:
