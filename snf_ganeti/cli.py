@@ -52,14 +52,22 @@ def parts(names=PARTS):
 
 
 def command_word(argv):
-    """The subcommand named in ``argv``: its first word that is not a common option."""
+    """The subcommand named in ``argv``: its first word that is not a common option; None
+    when help or the version is asked for first (the whole parser answers those)."""
     words = iter(argv)
     for word in words:
-        if word == "--config":
+        if _abbreviates(word, "--help", "--version") or \
+                (word.startswith("-") and not word.startswith("--") and "h" in word):
+            return None
+        if _abbreviates(word, "--config"):     # argparse takes any unique prefix
             next(words, None)
         elif not word.startswith("-"):
             return word
     return None
+
+
+def _abbreviates(word, *options):
+    return len(word) > 2 and any(option.startswith(word) for option in options)
 
 
 def load_config(args):

@@ -21,6 +21,7 @@ import fcntl
 import itertools
 import json
 import logging
+import math
 import os
 import time
 from typing import NamedTuple
@@ -59,9 +60,14 @@ def encode(envelopes):
     for envelope in envelopes:
         header = (f'{{"message_id":{_string(envelope.message_id)},'
                   f'"routing_key":{_string(envelope.routing_key)},'
-                  f'"created":{float(envelope.created)!r},"length":{len(envelope.body)}}}')
+                  f'"created":{_number(envelope.created)},"length":{len(envelope.body)}}}')
         parts += [header.encode(), b"\n", envelope.body]
     return b"".join(parts)
+
+
+def _number(value):
+    value = float(value)
+    return repr(value) if math.isfinite(value) else json.dumps(value)   # NaN as json writes it
 
 
 def decode(data, source):

@@ -4,6 +4,7 @@ The records made for every packet are NamedTuples: as immutable and typed as a f
 dataclass, but made in a fifth of the time, and dhcpd makes several per packet.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -25,7 +26,7 @@ class Answer(NamedTuple):
     """The outcome for one packet from a bound tap: ``kind`` names the reply sent, or why not."""
     kind: str                       # offer, ack, nak, inform, ra, na, dhcpv6-reply; or ignored-*
     frames: tuple[Frame, ...] = ()
-    lease: dict | None = None       # for an ACK: the lease event's fields but node and time
+    lease: Mapping | None = None    # for an ACK: the lease event's fields but node and time
 
 
 def ignored(why):

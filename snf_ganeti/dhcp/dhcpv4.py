@@ -3,6 +3,7 @@ the binding, the link it goes out on and the configuration."""
 
 import ipaddress
 import struct
+import types
 from typing import NamedTuple
 
 import dpkt
@@ -133,9 +134,11 @@ class ReplyTemplates:
                 self._frames.clear()
             template = frames.Udp4Template(
                 _frame(name, kind, request, binding, link, hw, server, config, xid=0))
-            lease = {"instance": binding.hostname, "tap": binding.tap, "mac": binding.mac,
-                     "family": "ipv4", "ip": str(binding.ip), "lease_time": config.lease_time,
-                     "hostname": binding.hostname} if name == "ack" else None
+            # Read-only: every ACK built from this template hands out the same mapping.
+            lease = types.MappingProxyType({
+                "instance": binding.hostname, "tap": binding.tap, "mac": binding.mac,
+                "family": "ipv4", "ip": str(binding.ip), "lease_time": config.lease_time,
+                "hostname": binding.hostname}) if name == "ack" else None
             cached = self._frames[key] = (binding, link, config, template, lease)
         frame = cached[3].with_payload_bytes(self.XID_OFFSET, request.xid.to_bytes(4, "big"))
         return Answer(name, (Frame(binding.tap, frame),), cached[4])

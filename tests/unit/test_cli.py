@@ -37,7 +37,9 @@ def test_every_subcommand_has_help(path, capsys):
 
 @pytest.mark.parametrize("argv, word", [
     (["os", "create"], "os"), (["--config", "os", "hook"], "hook"),
-    (["--config=x", "-v", "ifup"], "ifup"), (["--version"], None), ([], None)])
+    (["--conf", "os", "hook"], "hook"), (["--config=x", "-v", "ifup"], "ifup"),
+    (["--version"], None), (["-h", "ifup"], None), (["-vh", "ifup"], None),
+    (["--help", "status"], None), (["--hel", "os"], None), ([], None)])
 def test_command_word_skips_the_common_options(argv, word):
     assert cli.command_word(argv) == word
 
@@ -55,5 +57,12 @@ def test_a_subcommand_imports_only_its_own_part():
 def test_the_top_level_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in cli.COMMANDS)
+
+
+def test_help_asked_before_a_subcommand_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["-h", "ifup"])
     out = capsys.readouterr().out
     assert all(command in out for command in cli.COMMANDS)

@@ -64,3 +64,14 @@ def test_unwritable_spool_is_a_spool_error(tmp_path):
     target.write_text("")
     with pytest.raises(SpoolError, match="cannot create spool directory"):
         spool_mod.Spool(str(target / "sub"))
+
+
+@pytest.mark.parametrize("routing_key, message_id, created", [
+    ('ganeti.snf.event."q"\\', "id\n\u2028", 1700000000.123456),
+    ("ganeti.\u03b1\U0001f600.event", "", 0), ("", "x", -1.5), ("a", "b", 1e20),
+    ("a", "b", float("nan")), ("a", "b", float("inf"))])
+def test_headers_round_trip_whatever_the_key_id_and_time(routing_key, message_id, created):
+    envelope = spool_mod.Envelope(message_id, routing_key, b'{"n":1}\n', created)
+    (back,) = spool_mod.decode(spool_mod.encode([envelope]), "test")
+    assert back[:3] == envelope[:3]
+    assert back.created == created or (created != created and back.created != back.created)
