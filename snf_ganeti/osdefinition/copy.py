@@ -1,16 +1,19 @@
 """Streaming, sparse-aware copy of an image onto the instance's disk.
 
-Data blocks are written with pwrite; runs of zero blocks (and the holes of a
-sparse local image, found with SEEK_DATA/SEEK_HOLE without reading them) are
-punched with fallocate(PUNCH_HOLE): a file disk stays sparse, a block device
-gets a discard that reads back as zeros. Progress is reported every
-``interval`` seconds and once at the end, where position == total.
+Data blocks are written with pwrite, through O_DIRECT where the disk allows
+it (as snf-image's ``dd oflag=direct``): the image does not pass through the
+node's page cache, which would evict what the running instances have there,
+and the disk's bandwidth is used as the data comes. Runs of zero blocks (and
+the holes of a sparse local image, found with SEEK_DATA/SEEK_HOLE without
+reading them) are punched with fallocate(PUNCH_HOLE): a file disk stays
+sparse, a block device gets a discard that reads back as zeros. Progress is
+reported every ``interval`` seconds and once at the end, where position ==
+total.
 """
 
 import contextlib
 import ctypes
 import errno
-import hashlib
 import mmap
 import os
 import stat
@@ -21,7 +24,6 @@ from snf_ganeti.errors import DiskError, ImageError
 CHUNK = 4 << 20
 BLOCK = 64 << 10
 _ZERO_CHUNK = bytes(CHUNK)
-_ZERO_BLOCK = bytes(BLOCK)
 _PUNCH = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 # The process already has libc: find_library would run ldconfig in a subprocess each time.
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -29,6 +31,9 @@ _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_
 _libc.sync_file_range.argtypes = (ctypes.c_int, ctypes.c_long, ctypes.c_long, ctypes.c_uint)
 _SYNC_FILE_RANGE_WRITE = 2
 WRITEBACK = 32 << 20
+# Direct I/O needs offsets, lengths and buffers aligned to the disk's logical block size;
+# 4 KiB suits 512-byte and 4 KiB-sector disks alike.
+ALIGN = 4096
 
 
 def disk_size(fd):
@@ -48,23 +53,72 @@ def open_disk(path, writable=True):
     return fd
 
 
-class Writer:
-    """Writes data and punches zero runs, coalescing adjacent runs into one call."""
+def aligned_buffer(size=CHUNK):
+    """Page-aligned memory (anonymous mmap) that direct I/O can write from."""
+    return mmap.mmap(-1, size)
 
-    def __init__(self, fd, source_fd=None):
+
+def _reopen_direct(fd):
+    # A second descriptor of the same disk, with O_DIRECT; None where the filesystem
+    # refuses it (tmpfs) or the descriptor is not writable.
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+class Writer:
+    """Writes data and punches zero runs, coalescing adjacent runs into one call.
+
+    Aligned data goes through an O_DIRECT descriptor of the disk when there is one; the
+    rest (an unaligned header or tail) through ``fd``, whose fsync in ``finish`` makes
+    both durable. Use it as a context manager, so the second descriptor is closed.
+    """
+
+    def __init__(self, fd, source_fd=None, direct=True):
         self.fd, self.source_fd = fd, source_fd
+        self.direct_fd = _reopen_direct(fd) if direct else None
         self._hole_start = self._hole_end = 0
         self._clean_to = 0  # writeback was started for everything before this offset
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self.direct_fd is not None:
+            os.close(self.direct_fd)
+            self.direct_fd = None
 
     def data(self, offset, view, source_offset=None):
         """Write ``view`` at ``offset``; with a source file, copied in the kernel from there."""
         self._flush_hole()
+        if self.direct_fd is not None:
+            start = offset
+            view, offset = self._direct(view, offset)
+            if not view:
+                return
+            source_offset = _shift(source_offset, offset - start)
         if source_offset is not None and self.source_fd is not None:
             view, offset, source_offset = self._copy_range(view, offset, source_offset)
         while view:
             written = os.pwrite(self.fd, view, offset)
             view, offset = view[written:], offset + written
         self._start_writeback(offset)
+
+    def _direct(self, view, offset):
+        """Write the aligned part of ``view`` with O_DIRECT; return what is left."""
+        length = len(view) - len(view) % ALIGN
+        try:
+            while length and offset % ALIGN == 0:
+                written = os.pwrite(self.direct_fd, view[:length], offset)
+                view, offset, length = view[written:], offset + written, length - written
+        except OSError as err:
+            if err.errno != errno.EINVAL:  # EINVAL: this buffer is not aligned (a header)
+                raise
+        return view, offset
 
     def _start_writeback(self, end):
         # Start writing dirty pages to the disk while copying goes on (no waiting): the
@@ -120,13 +174,13 @@ def put(writer, offset, view, source_offset=None):
 
     ``source_offset``: where ``view`` is in the writer's source file, if it is one.
     """
-    if view == _ZERO_CHUNK[:len(view)]:
+    if _is_zero(view):
         writer.zero(offset, len(view))
         return
     data_start = None
     for start in range(0, len(view), BLOCK):
         block = view[start:start + BLOCK]
-        if block == _ZERO_BLOCK[:len(block)]:
+        if _is_zero(block):
             if data_start is not None:
                 writer.data(offset + data_start, view[data_start:start],
                             _shift(source_offset, data_start))
@@ -136,6 +190,12 @@ def put(writer, offset, view, source_offset=None):
             data_start = start
     if data_start is not None:
         writer.data(offset + data_start, view[data_start:], _shift(source_offset, data_start))
+
+
+def _is_zero(view):
+    # bytes.startswith compares with memcmp: 30 GB/s of zeros, where memoryview == bytes
+    # goes byte by byte (under 1 GB/s) and would slow every streamed image to that.
+    return _ZERO_CHUNK.startswith(view)
 
 
 def _shift(offset, delta):
@@ -169,8 +229,8 @@ class Copy:
         self.total = len(header) + size
         self.progress, self.interval, self.clock = progress, interval, clock
         self.expected = sha256
-        self.hash = hashlib.sha256() if sha256 else None
-        self.writer = Writer(fd)
+        self.hash = _sha256() if sha256 else None
+        self.writer = None
         self.done = 0
         self._reported_at = None
 
@@ -178,15 +238,15 @@ class Copy:
         """Copy from ``stream`` (or the local file ``path``); raise on short or long input."""
         self.progress(0, self.total)
         self._reported_at = self.clock()
-        if self.header:
-            self.writer.data(0, memoryview(self.header))
-            self._advance(len(self.header))
-        if path is not None:
-            self.writer.source_fd = stream.fileno()
-            self._from_file(stream.fileno())
-        elif stream is not None:
-            self._from_stream(stream)
-        self.writer.finish()
+        with Writer(self.fd, stream.fileno() if path is not None else None) as self.writer:
+            if self.header:
+                self.writer.data(0, memoryview(self.header))
+                self._advance(len(self.header))
+            if path is not None:
+                self._from_file(stream.fileno())
+            elif stream is not None:
+                self._from_stream(stream)
+            self.writer.finish()
         self._check_hash()
         self.progress(self.done, self.total)
 
@@ -198,8 +258,7 @@ class Copy:
             self.progress(self.done, self.total)
 
     def _from_stream(self, stream):
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
+        view = memoryview(aligned_buffer())
         copied = 0
         while copied < self.size:
             n = read_full(stream, view[:min(CHUNK, self.size - copied)])
@@ -251,6 +310,12 @@ class Copy:
         if self.hash and self.hash.hexdigest() != self.expected.lower():
             raise ImageError(f"image checksum mismatch: sha256 is {self.hash.hexdigest()}, "
                              f"expected {self.expected.lower()}")
+
+
+def _sha256():
+    # Imported only when an image has a checksum: every OS script pays for its imports.
+    import hashlib
+    return hashlib.sha256()
 
 
 def read_full(stream, view):

@@ -55,18 +55,18 @@ def import_(environ, stream=None):
     fd = copy_mod.open_disk(_device(environ, "import"))
     try:
         capacity = copy_mod.disk_size(fd)
-        writer = copy_mod.Writer(fd)
-        buf = bytearray(copy_mod.CHUNK)
+        buf = memoryview(copy_mod.aligned_buffer())
         offset = 0
-        while True:
-            n = copy_mod.read_full(stream, memoryview(buf))
-            if not n:
-                break
-            if offset + n > capacity:
-                raise DiskError(f"imported data exceeds the disk's {capacity} bytes")
-            copy_mod.put(writer, offset, memoryview(buf)[:n])
-            offset += n
-        writer.finish()
+        with copy_mod.Writer(fd) as writer:
+            while True:
+                n = copy_mod.read_full(stream, buf)
+                if not n:
+                    break
+                if offset + n > capacity:
+                    raise DiskError(f"imported data exceeds the disk's {capacity} bytes")
+                copy_mod.put(writer, offset, buf[:n])
+                offset += n
+            writer.finish()
         log.info("imported %d bytes", offset)
     finally:
         os.close(fd)

@@ -202,3 +202,36 @@ def test_task_order_is_snf_images():
 def test_docs_list_the_tasks_as_generated():
     text = open(DOCS).read()
     assert customize.docs() in text, "regenerate: snf-ganeti os tasks (docs/osdefinition.md)"
+
+
+def test_writer_takes_unaligned_buffers_offsets_and_tails(tmp_path):
+    disk = tmp_path / "disk"
+    disk.write_bytes(b"\xff" * (64 << 10))
+    pieces = [(0, os.urandom(8192)),            # bytes: an unaligned buffer at offset 0
+              (12288, os.urandom(5000)),        # aligned offset, length with a tail
+              (20000, os.urandom(3000))]        # unaligned offset
+    aligned = copy_mod.aligned_buffer(16384)
+    aligned[:] = os.urandom(16384)
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with copy_mod.Writer(fd) as writer:
+            for offset, data in pieces:
+                writer.data(offset, memoryview(data))
+            writer.data(32768, memoryview(aligned)[:10000])
+            writer.finish()
+    finally:
+        os.close(fd)
+    content = disk.read_bytes()
+    for offset, data in pieces:
+        assert content[offset:offset + len(data)] == data
+    assert content[32768:42768] == aligned[:10000]
+    assert content[42768:] == b"\xff" * (len(content) - 42768)
+
+
+def test_writer_without_direct_io_where_the_disk_refuses_it(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)  # a directory: reopening it for writing fails
+    try:
+        with copy_mod.Writer(fd) as writer:
+            assert writer.direct_fd is None
+    finally:
+        os.close(fd)

@@ -1,0 +1,103 @@
+"""The image copy on real filesystems: through O_DIRECT where the disk's filesystem allows it
+(the node's page cache holds none of the image afterwards), buffered where it does not."""
+
+import io
+import os
+import subprocess
+
+import pytest
+
+from snf_ganeti.osdefinition import copy as copy_mod
+from snf_ganeti.osdefinition import diskio
+
+pytestmark = pytest.mark.integration
+MIB = 1 << 20
+
+
+def cached_bytes(path):
+    """Bytes of ``path`` in the page cache, by util-linux's fincore (mincore(2))."""
+    out = subprocess.run(["fincore", "--bytes", "--raw", "--noheadings", "--output", "RES",
+                          str(path)], check=True, capture_output=True, text=True).stdout
+    return int(out.strip())
+
+
+def sparse_image(path):
+    """8 MiB: random data, a hole, allocated zeros, a tail of random data not 4 KiB long."""
+    data = os.urandom(3 * MIB) + bytes(2 * MIB) + bytes(2 * MIB) + os.urandom(MIB - 1000)
+    with open(path, "wb") as stream:
+        stream.write(data[:3 * MIB])
+        stream.seek(5 * MIB)
+        stream.write(data[5 * MIB:])
+    return data
+
+
+def fresh_disk(path, size=16 * MIB):
+    with open(path, "wb") as stream:
+        stream.truncate(size)
+
+
+def copy_file(image, disk, size):
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with open(image, "rb") as stream:
+            copy_mod.Copy(fd, b"", size, lambda *a: None, 1.0).run(stream, str(image))
+    finally:
+        os.close(fd)
+
+
+def test_local_image_goes_to_the_disk_around_the_page_cache(tmp_path):
+    image, disk = tmp_path / "image", tmp_path / "disk"
+    data = sparse_image(image)
+    fresh_disk(disk)
+    copy_file(image, disk, len(data))
+    # Only the last unaligned piece (under 4 KiB) may go through the cache.
+    assert cached_bytes(disk) <= 4096
+    assert disk.read_bytes()[:len(data)] == data
+    assert os.stat(disk).st_blocks * 512 < 5 * MIB  # zeros and hole stayed holes
+
+
+def test_streamed_import_goes_around_the_page_cache(tmp_path):
+    disk = tmp_path / "disk"
+    data = os.urandom(6 * MIB)
+    fresh_disk(disk)
+    diskio.import_({"OS_API_VERSION": "20", "IMPORT_DEVICE": str(disk)}, io.BytesIO(data))
+    assert cached_bytes(disk) == 0
+    assert disk.read_bytes()[:len(data)] == data
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mountpoint = tmp_path / "tmpfs"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "snf-test", str(mountpoint)],
+                   check=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_disk_on_tmpfs_keeps_content_and_holes(tmp_path, tmpfs):
+    # tmpfs takes O_DIRECT only since Linux 6.6; before that this is the buffered path.
+    image, disk = tmp_path / "image", tmpfs / "disk"
+    data = sparse_image(image)
+    fresh_disk(disk)
+    copy_file(image, disk, len(data))
+    assert disk.read_bytes()[:len(data)] == data
+    assert os.stat(disk).st_blocks * 512 < 5 * MIB
+
+
+def test_buffered_copy_when_direct_io_is_unavailable(tmp_path):
+    image, disk = tmp_path / "image", tmp_path / "disk"
+    data = sparse_image(image)
+    fresh_disk(disk)
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with open(image, "rb") as stream, copy_mod.Writer(fd, stream.fileno(), direct=False) as w:
+            copy_mod.put(w, 0, memoryview(stream.read()), 0)
+            w.finish()
+    finally:
+        os.close(fd)
+    assert cached_bytes(disk) > 3 * MIB  # what the direct path avoids
+    assert disk.read_bytes()[:len(data)] == data
+    assert os.stat(disk).st_blocks * 512 < 5 * MIB
