@@ -10,7 +10,9 @@ that owns the subcommand is imported.
 import argparse
 import importlib
 import logging
+import os
 import sys
+import threading
 
 from snf_ganeti import __version__, config as config_mod, logs
 from snf_ganeti.errors import SnfGanetiError
@@ -91,5 +93,25 @@ def main(argv=None):
         return 141
 
 
+def run():
+    """The command's entry point: ``main``, then an exit without the interpreter's teardown.
+
+    Freeing every module and object costs 10 to 20 ms, on every hook, NIC and OS script
+    Ganeti runs. Output and logs are flushed first; a process with a thread still working
+    exits the normal way, which waits for it.
+    """
+    status = main()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        sys.exit(status)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a reader gone, or a stream closed
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

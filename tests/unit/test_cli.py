@@ -1,6 +1,7 @@
 """The snf-ganeti command line: every subcommand reachable, each part imported only when used."""
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -66,3 +67,31 @@ def test_help_asked_before_a_subcommand_lists_every_command(capsys):
         cli.main(["-h", "ifup"])
     out = capsys.readouterr().out
     assert all(command in out for command in cli.COMMANDS)
+
+
+def _run(code, *argv):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as Ganeti runs it
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          env=env)
+
+
+def test_run_flushes_piped_output_and_keeps_the_exit_status():
+    # stdout is a pipe: block-buffered, so only the flush before the fast exit delivers it.
+    code = "import sys; sys.argv[0] = 'snf-ganeti'; from snf_ganeti import cli; cli.run()"
+    tasks = _run(code, "os", "tasks")
+    normal = _run(code.replace("cli.run()", "sys.exit(cli.main())"), "os", "tasks")
+    assert tasks.returncode == 0 and tasks.stdout.count("\n") > 20
+    assert tasks.stdout == normal.stdout
+    verify = _run(code, "os", "verify")
+    assert verify.returncode != 0
+    assert verify.stderr.startswith("snf-ganeti: error:") and verify.stderr.endswith("\n")
+
+
+def test_run_waits_for_a_thread_still_working():
+    code = ("import threading, time; from snf_ganeti import cli\n"
+            "def main():\n"
+            "    threading.Thread(target=lambda: (time.sleep(0.2), print('done'))).start()\n"
+            "    return 7\n"
+            "cli.main = main; cli.run()")
+    proc = _run(code)
+    assert proc.returncode == 7 and proc.stdout == "done\n"
