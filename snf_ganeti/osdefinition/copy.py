@@ -60,7 +60,7 @@ def aligned_buffer(size=CHUNK):
 
 def _reopen_direct(fd):
     # A second descriptor of the same disk, with O_DIRECT; None where the filesystem
-    # refuses it (tmpfs) or the descriptor is not writable.
+    # refuses it (tmpfs before Linux 6.6, some FUSE filesystems).
     try:
         return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
     except OSError:
@@ -105,6 +105,8 @@ class Writer:
             view, offset, source_offset = self._copy_range(view, offset, source_offset)
         while view:
             written = os.pwrite(self.fd, view, offset)
+            if not written:
+                raise DiskError(f"the disk ended at {offset} bytes while being written")
             view, offset = view[written:], offset + written
         self._start_writeback(offset)
 
@@ -114,6 +116,8 @@ class Writer:
         try:
             while length and offset % ALIGN == 0:
                 written = os.pwrite(self.direct_fd, view[:length], offset)
+                if not written:
+                    break
                 view, offset, length = view[written:], offset + written, length - written
         except OSError as err:
             if err.errno != errno.EINVAL:  # EINVAL: this buffer is not aligned (a header)

@@ -82,7 +82,12 @@ def check_installed():
     assert os.readlink("/etc/ganeti/kvm-vif-bridge") == "/usr/lib/snf-ganeti/kvm-vif-bridge"
     assert Path("/usr/share/ganeti/os/snf-image/ganeti_api_version").read_text().strip() == "20"
     units = [f"/lib/systemd/system/snf-ganeti-{name}.service" for name in ("eventd", "dhcpd")]
+    # systemd-analyze leaves a marker of its unit loading behind on its first run since boot.
+    marker = Path("/run/systemd/systemd-units-load")
+    had_marker = marker.exists()
     verified = run("systemd-analyze", "verify", *units, check=False)
+    if not had_marker:
+        marker.unlink(missing_ok=True)
     assert verified.returncode == 0 and not verified.stdout.strip() and \
         not verified.stderr.strip(), verified.stderr
     assert run("/usr/bin/snf-ganeti", "--help", env=installed_env()).returncode == 0
