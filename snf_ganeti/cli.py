@@ -107,8 +107,11 @@ def run():
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
-        except (BrokenPipeError, ValueError):  # a reader gone, or a stream closed
+            if stream is not None:  # None: Python started with that descriptor closed
+                stream.flush()
+        except BrokenPipeError:  # the reader is gone: the output was not all delivered
+            status = status or 141
+        except ValueError:  # a stream the command closed
             pass
     os._exit(status)
 

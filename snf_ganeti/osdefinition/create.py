@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from snf_ganeti.errors import DiskError, ImageError, OSDefinitionError
 from snf_ganeti.osdefinition import copy as copy_mod
-from snf_ganeti.osdefinition import customize, devices, formats, params, progress, sources
+from snf_ganeti.osdefinition import (customize, devices, diskwrite, formats, params, progress,
+                                     sources)
 
 log = logging.getLogger(__name__)
 _QEMU_PERCENT = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
@@ -65,7 +66,7 @@ def create(config, environ):
 def apply(deployment, osdef, report):
     p = deployment.params
     log.info("Processing image with ID: %s and format: %s", p.img_id, p.img_format)
-    fd = copy_mod.open_disk(deployment.instance.disks[0].path)
+    fd = diskwrite.open_disk(deployment.instance.disks[0].path)
     written = False
     try:
         opened = sources.open_image(deployment.source, p.prop("SHA256"), osdef.http_timeout)
@@ -86,7 +87,7 @@ def apply(deployment, osdef, report):
         report.info("Image customization finished successfully.")
     except BaseException:
         if written:
-            copy_mod.invalidate(fd)
+            diskwrite.invalidate(fd)
         raise
     finally:
         os.close(fd)
@@ -101,7 +102,7 @@ def _layout(img_format, opened):
 
 
 def _check_fits(layout, fd, disk):
-    capacity = copy_mod.disk_size(fd)
+    capacity = diskwrite.disk_size(fd)
     if disk.size_mib and capacity > disk.size_mib << 20:
         capacity = disk.size_mib << 20
     if layout.total > capacity:

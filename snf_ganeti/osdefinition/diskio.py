@@ -6,6 +6,7 @@ import sys
 
 from snf_ganeti.errors import DiskError, EnvVarError, InvalidOSParameter
 from snf_ganeti.osdefinition import copy as copy_mod
+from snf_ganeti.osdefinition import diskwrite
 from snf_ganeti.osdefinition import params
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,15 @@ def _device(environ, action):
 def export(environ, out=None):
     """Stream the disk to stdout; its size first to EXP_SIZE_FD when Ganeti asks."""
     params.check_api(environ)
-    fd = copy_mod.open_disk(_device(environ, "export"), writable=False)
+    fd = diskwrite.open_disk(_device(environ, "export"), writable=False)
     out_fd = (out or sys.stdout.buffer).fileno()
     try:
-        size = copy_mod.disk_size(fd)
+        size = diskwrite.disk_size(fd)
         if environ.get("EXP_SIZE_FD"):
             os.write(int(environ["EXP_SIZE_FD"]), f"{size}\n".encode())
         offset = 0
         while offset < size:
-            sent = _send(out_fd, fd, offset, min(copy_mod.CHUNK, size - offset))
+            sent = _send(out_fd, fd, offset, min(diskwrite.CHUNK, size - offset))
             if sent == 0:
                 raise DiskError(f"disk ended at {offset} of {size} bytes while exporting")
             offset += sent
@@ -52,12 +53,12 @@ def import_(environ, stream=None):
     """Write stdin onto the disk, zero blocks as holes; fail if it does not fit."""
     params.check_api(environ)
     stream = stream or sys.stdin.buffer
-    fd = copy_mod.open_disk(_device(environ, "import"))
+    fd = diskwrite.open_disk(_device(environ, "import"))
     try:
-        capacity = copy_mod.disk_size(fd)
-        buf = memoryview(copy_mod.aligned_buffer())
+        capacity = diskwrite.disk_size(fd)
+        buf = memoryview(diskwrite.aligned_buffer())
         offset = 0
-        with copy_mod.Writer(fd) as writer:
+        with diskwrite.Writer(fd) as writer:
             while True:
                 n = copy_mod.read_full(stream, buf)
                 if not n:

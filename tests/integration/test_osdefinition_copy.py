@@ -1,14 +1,17 @@
-"""The image copy on real filesystems: through O_DIRECT where the disk's filesystem allows it
-(the node's page cache holds none of the image afterwards), buffered where it does not."""
+"""The image copy on real filesystems: cloned where image and disk share an XFS or btrfs
+filesystem, through O_DIRECT where the disk's filesystem allows it (the node's page cache holds
+none of the image afterwards), buffered where it does not."""
 
 import io
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from snf_ganeti.osdefinition import copy as copy_mod
-from snf_ganeti.osdefinition import diskio
+from snf_ganeti.osdefinition import diskio, diskwrite
+from tests.support import images
 
 pytestmark = pytest.mark.integration
 MIB = 1 << 20
@@ -45,7 +48,20 @@ def copy_file(image, disk, size):
         os.close(fd)
 
 
-def test_local_image_goes_to_the_disk_around_the_page_cache(tmp_path):
+@pytest.fixture
+def direct_io(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        probe = os.open(tmp_path / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT)
+    except OSError:
+        pytest.skip(f"{tmp_path}'s filesystem takes no O_DIRECT")
+    finally:
+        os.close(fd)
+    os.close(probe)
+    os.unlink(tmp_path / "probe")
+
+
+def test_local_image_goes_to_the_disk_around_the_page_cache(tmp_path, direct_io):
     image, disk = tmp_path / "image", tmp_path / "disk"
     data = sparse_image(image)
     fresh_disk(disk)
@@ -56,7 +72,25 @@ def test_local_image_goes_to_the_disk_around_the_page_cache(tmp_path):
     assert os.stat(disk).st_blocks * 512 < 5 * MIB  # zeros and hole stayed holes
 
 
-def test_streamed_import_goes_around_the_page_cache(tmp_path):
+def test_header_and_image_land_where_the_layout_says(tmp_path, direct_io):
+    # As an extdump deploy: a 1 MiB header from memory (bytes: not page-aligned, so
+    # written buffered), then the image from its file.
+    image, disk = tmp_path / "image", tmp_path / "disk"
+    data = sparse_image(image)
+    header = os.urandom(MIB)
+    fresh_disk(disk)
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with open(image, "rb") as stream:
+            copy_mod.Copy(fd, header, len(data), lambda *a: None, 1.0).run(stream, str(image))
+    finally:
+        os.close(fd)
+    assert cached_bytes(disk) <= MIB + 4096
+    content = disk.read_bytes()
+    assert content[:MIB] == header and content[MIB:MIB + len(data)] == data
+
+
+def test_streamed_import_goes_around_the_page_cache(tmp_path, direct_io):
     disk = tmp_path / "disk"
     data = os.urandom(6 * MIB)
     fresh_disk(disk)
@@ -93,11 +127,34 @@ def test_buffered_copy_when_direct_io_is_unavailable(tmp_path):
     fresh_disk(disk)
     fd = os.open(disk, os.O_RDWR)
     try:
-        with open(image, "rb") as stream, copy_mod.Writer(fd, stream.fileno(), direct=False) as w:
+        with open(image, "rb") as stream, diskwrite.Writer(fd, stream.fileno(), direct=False) as w:
             copy_mod.put(w, 0, memoryview(stream.read()), 0)
             w.finish()
     finally:
         os.close(fd)
     assert cached_bytes(disk) > 3 * MIB  # what the direct path avoids
     assert disk.read_bytes()[:len(data)] == data
+    assert os.stat(disk).st_blocks * 512 < 5 * MIB
+
+
+@pytest.fixture(params=["xfs", "btrfs"])
+def reflink_fs(request, tmp_path):
+    backing = tmp_path / f"{request.param}.fs"
+    with open(backing, "wb") as stream:
+        stream.truncate(320 * MIB)
+    subprocess.run([f"mkfs.{request.param}", "-q", "-f", str(backing)], check=True)
+    with images.mounted_file(str(backing)) as mountpoint:
+        yield Path(mountpoint)
+
+
+def test_image_on_the_disks_filesystem_is_cloned_not_copied(reflink_fs):
+    image, disk = reflink_fs / "image", reflink_fs / "disk"
+    data = sparse_image(image)
+    fresh_disk(disk)
+    copy_file(image, disk, len(data))
+    assert disk.read_bytes()[:len(data)] == data
+    extents = subprocess.run(["filefrag", "-v", str(disk)], check=True, capture_output=True,
+                             text=True).stdout
+    shared = [line for line in extents.splitlines() if "shared" in line]
+    assert shared, extents  # the image's data extents, now the disk's too
     assert os.stat(disk).st_blocks * 512 < 5 * MIB

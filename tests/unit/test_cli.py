@@ -83,8 +83,23 @@ def test_run_flushes_piped_output_and_keeps_the_exit_status():
     assert tasks.returncode == 0 and tasks.stdout.count("\n") > 20
     assert tasks.stdout == normal.stdout
     verify = _run(code, "os", "verify")
-    assert verify.returncode != 0
-    assert verify.stderr.startswith("snf-ganeti: error:") and verify.stderr.endswith("\n")
+    assert verify.returncode == 2 and verify.stderr.startswith("snf-ganeti: error: OS_API_VERSION")
+
+
+def test_run_with_stdout_closed_keeps_the_status():
+    code = "import os, sys; os.close(1); sys.stdout = None; from snf_ganeti import cli; cli.run()"
+    proc = _run(code, "os", "rename")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_run_reports_output_lost_to_a_closed_pipe():
+    code = "import sys; sys.argv[0] = 'snf-ganeti'; from snf_ganeti import cli; cli.run()"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-c", code, "os", "tasks"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is flushed
+    proc.stderr.read()
+    assert proc.wait() == 141
 
 
 def test_run_waits_for_a_thread_still_working():

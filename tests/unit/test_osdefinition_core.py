@@ -6,8 +6,9 @@ import struct
 
 import pytest
 
-from snf_ganeti.errors import CustomizationError, ImageError, InvalidOSParameter
+from snf_ganeti.errors import CustomizationError, DiskError, ImageError, InvalidOSParameter
 from snf_ganeti.osdefinition import copy as copy_mod
+from snf_ganeti.osdefinition import diskwrite
 from snf_ganeti.osdefinition import customize, definition, formats, guest, network, params
 from snf_ganeti.osdefinition import sources
 
@@ -210,11 +211,11 @@ def test_writer_takes_unaligned_buffers_offsets_and_tails(tmp_path):
     pieces = [(0, os.urandom(8192)),            # bytes: an unaligned buffer at offset 0
               (12288, os.urandom(5000)),        # aligned offset, length with a tail
               (20000, os.urandom(3000))]        # unaligned offset
-    aligned = copy_mod.aligned_buffer(16384)
+    aligned = diskwrite.aligned_buffer(16384)
     aligned[:] = os.urandom(16384)
     fd = os.open(disk, os.O_RDWR)
     try:
-        with copy_mod.Writer(fd) as writer:
+        with diskwrite.Writer(fd) as writer:
             for offset, data in pieces:
                 writer.data(offset, memoryview(data))
             writer.data(32768, memoryview(aligned)[:10000])
@@ -231,7 +232,38 @@ def test_writer_takes_unaligned_buffers_offsets_and_tails(tmp_path):
 def test_writer_without_direct_io_where_the_disk_refuses_it(tmp_path):
     fd = os.open(tmp_path, os.O_RDONLY)  # a directory: reopening it for writing fails
     try:
-        with copy_mod.Writer(fd) as writer:
+        with diskwrite.Writer(fd) as writer:
             assert writer.direct_fd is None
+    finally:
+        os.close(fd)
+
+
+def test_writer_completes_short_writes(tmp_path, monkeypatch):
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: real_pwrite(
+        fd, memoryview(data)[:12288 if len(data) > 12288 else len(data)], offset))
+    disk = tmp_path / "disk"
+    disk.write_bytes(b"\xff" * (1 << 20))
+    data = diskwrite.aligned_buffer(1 << 18)
+    data[:] = os.urandom(1 << 18)
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with diskwrite.Writer(fd) as writer:
+            writer.data(0, memoryview(data)[:100000])
+            writer.data(131072 + 512, memoryview(bytes(data[:50000])))
+            writer.finish()
+    finally:
+        os.close(fd)
+    content = disk.read_bytes()
+    assert content[:100000] == data[:100000]
+    assert content[131584:181584] == data[:50000]
+
+
+def test_a_disk_that_ends_while_written_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, offset: 0)
+    fd = os.open(tmp_path / "disk", os.O_RDWR | os.O_CREAT)
+    try:
+        with diskwrite.Writer(fd) as writer, pytest.raises(DiskError, match="ended at 4096"):
+            writer.data(4096, memoryview(b"x" * 100))
     finally:
         os.close(fd)
