@@ -24,7 +24,6 @@ concurrent NIC scripts (and ``iptables -w``) never interleave.
 
 import contextlib
 import fcntl
-import ipaddress
 import shutil
 import subprocess
 
@@ -32,7 +31,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from snf_ganeti.errors import one_line
-from snf_ganeti.ifscripts import iftree
+from snf_ganeti.ifscripts import iftree, iptc_rules
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts import l2_render as l2
 from snf_ganeti.ifscripts.nft import FirewallError
@@ -166,7 +165,7 @@ class IptablesBackend:
             for table_name in {t for t, _ in r.TAP_RULE_CHAINS}:
                 table = self._table(family, table_name)
                 wanted = {c for t, c in r.TAP_RULE_CHAINS if t == table_name}
-                names.update(_rule_tap(x) for chain in table.chains if chain.name in wanted
+                names.update(iptc_rules.rule_tap(x) for chain in table.chains if chain.name in wanted
                              or iftree.is_node(r.BRIDGED, chain.name) for x in chain.rules)
         for state in (self._l2("ebtables-save", "nat"), self._arp_state()):
             names |= state.tap_chains()
@@ -270,41 +269,7 @@ class IptablesBackend:
 
     def build_rule(self, family, tokens):
         """A python-iptables rule from iptables-style tokens; ValueError if it cannot be."""
-        iptc = self._module()
-        rule = iptc.Rule6() if family == "ip6" else iptc.Rule()
-        current, i = None, 0
-        try:
-            while i < len(tokens):
-                negate = tokens[i] == "!"
-                if negate:
-                    i += 1
-                option = tokens[i]
-                values = []
-                i += 1
-                while i < len(tokens) and tokens[i] != "!" and not tokens[i].startswith("-"):
-                    values.append(tokens[i])
-                    i += 1
-                value = values[0] if values else ""
-                attribute = {"-s": "src", "-d": "dst", "-p": "protocol", "-i": "in_interface",
-                             "-o": "out_interface"}.get(option)
-                if attribute:
-                    if attribute == "protocol" and family == "ip6" and value == "ipv6-icmp":
-                        value = "58"
-                    setattr(rule, attribute, ("!" if negate else "") + value)
-                elif option == "-m":
-                    current = rule.create_match(value)
-                elif option == "-j":
-                    current = rule.create_target(value)
-                elif option.startswith("--") and current is not None:
-                    if len(values) > 1:
-                        current.set_parameter(option[2:], (["!"] if negate else []) + values)
-                    else:
-                        current.set_parameter(option[2:], ("!" if negate else "") + value)
-                else:
-                    raise ValueError(f"unexpected {option!r}")
-        except Exception as err:
-            raise ValueError(f"cannot build rule {' '.join(tokens)!r}: {one_line(err)}") from None
-        return rule
+        return iptc_rules.build(self._module(), family, tokens)
 
     def _has_chains(self, family, table_name, chains):
         table = self._table(family, table_name)
@@ -328,7 +293,7 @@ class IptablesBackend:
             except ValueError as err:
                 raise FirewallError(f"iptables setup: {err}") from None
             chain = self._chain(table, name)
-            if [rule_text(x) for x in chain.rules] != [rule_text(x) for x in built]:
+            if [iptc_rules.text(x) for x in chain.rules] != [iptc_rules.text(x) for x in built]:
                 chain.flush()
                 for rule in built:
                     chain.append_rule(rule)
@@ -358,9 +323,9 @@ class IptablesBackend:
                 raise FirewallError(f"iptables {tap}: the iptables firewall is not set up")
             return
         chain = self._chain(table, chain_name)
-        old = [x for x in chain.rules if _rule_tap(x) == tap]
+        old = [x for x in chain.rules if iptc_rules.rule_tap(x) == tap]
         new = self.build_rule(family, tokens) if tokens else None
-        if new is not None and [rule_text(x) for x in old] == [rule_text(new)]:
+        if new is not None and [iptc_rules.text(x) for x in old] == [iptc_rules.text(new)]:
             return
         for rule in old:
             chain.delete_rule(rule)
@@ -378,12 +343,12 @@ class IptablesBackend:
         chains = {c.name: c for c in table.chains
                   if c.name == r.BRIDGED or iftree.is_node(r.BRIDGED, c.name)}
         tree = iftree.read(r.BRIDGED, chains, [
-            (name, _rule_tap(x), x.target.name if x.target else None, x)
+            (name, iptc_rules.rule_tap(x), x.target.name if x.target else None, x)
             for name, chain in chains.items() for x in chain.rules])
         home = iftree.home(r.BRIDGED, tap)
         old = tree.of(tap)   # wherever they are (before the tree: in the base chain)
         new = self.build_rule(family, tokens) if tokens else None
-        if new is not None and [(n, rule_text(x)) for n, x in old] == [(home, rule_text(new))]:
+        if new is not None and [(n, iptc_rules.text(x)) for n, x in old] == [(home, iptc_rules.text(new))]:
             return
         change = tree.change(tap, new is not None)
         for name, rule in old + [w for p in change.unwire for w in tree.wire_of(p)]:
@@ -415,10 +380,10 @@ class IptablesBackend:
         jumps, chains = [], {}
         for chain in table.chains:
             if chain.is_builtin():
-                jumps += [(chain.name, rule_text(x)) for x in chain.rules
+                jumps += [(chain.name, iptc_rules.text(x)) for x in chain.rules
                           if x.target and r.is_ours(x.target.name)]
             elif r.is_ours(chain.name):
-                chains[chain.name] = [rule_text(x) for x in chain.rules]
+                chains[chain.name] = [iptc_rules.text(x) for x in chain.rules]
         if not jumps and not chains:
             return []
         return [f"table {family} {name}"] + _chain_lines(jumps, chains)
@@ -491,58 +456,6 @@ class IptablesBackend:
         if lines:
             self._run([command, "--noflush"], f"{command.split('-')[0]} {what}",
                       "".join(line + "\n" for line in lines))
-
-
-def _rule_tap(rule):
-    """The tap a rule of snf-mac (-i TAP) or snf-bridged (--physdev-out TAP) is for."""
-    if rule.in_interface:
-        return rule.in_interface
-    for match in rule.matches:
-        if match.name == "physdev":
-            out = match.get_all_parameters().get("physdev-out")
-            if out:
-                return out[-1]
-    return None
-
-
-def rule_text(rule):
-    """A python-iptables rule as iptables-like text: equal rules give equal text."""
-    parts = []
-    for option, value, default in (("-s", rule.src, None), ("-d", rule.dst, None),
-                                   ("-i", rule.in_interface, None),
-                                   ("-o", rule.out_interface, None),
-                                   ("-p", rule.protocol, "ip")):
-        if value is None or value == default:
-            continue
-        negated = value.startswith("!")
-        value = value.lstrip("!")
-        if option in ("-s", "-d"):
-            value = _network(value)
-            if value is None:
-                continue
-        parts += (["!"] if negated else []) + [option, value]
-    for match in rule.matches:
-        parts += ["-m", match.name] + _parameters(match.get_all_parameters())
-    if rule.target is not None and rule.target.name:
-        parts += ["-g" if rule.target.goto else "-j", rule.target.name]
-        parts += _parameters(rule.target.get_all_parameters())
-    return " ".join(parts)
-
-
-def _network(text):
-    """'addr/mask' (netmask or length) as addr/len; None for 0/0 and ::/0."""
-    net = ipaddress.ip_network(text, strict=False)
-    return None if net.prefixlen == 0 else str(net)
-
-
-def _parameters(params):
-    parts = []
-    for name, values in params.items():
-        values = list(values) if isinstance(values, (list, tuple)) else [values]
-        negated = bool(values) and values[0] == "!"
-        parts += (["!"] if negated else []) + [f"--{name}"]
-        parts += [str(v) for v in values[1 if negated else 0:] if str(v)]
-    return parts
 
 
 def _chain_lines(jumps, chains):
