@@ -31,9 +31,10 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from snf_ganeti.errors import one_line
-from snf_ganeti.ifscripts import iftree, iptc_rules
+from snf_ganeti.ifscripts import iftree
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts import l2_render as l2
+from snf_ganeti.ifscripts.iptc_rules import build_rule, rule_tap, rule_text
 from snf_ganeti.ifscripts.nft import FirewallError
 
 LOCK = "/run/xtables.lock"
@@ -165,7 +166,7 @@ class IptablesBackend:
             for table_name in {t for t, _ in r.TAP_RULE_CHAINS}:
                 table = self._table(family, table_name)
                 wanted = {c for t, c in r.TAP_RULE_CHAINS if t == table_name}
-                names.update(iptc_rules.rule_tap(x) for chain in table.chains if chain.name in wanted
+                names.update(rule_tap(x) for chain in table.chains if chain.name in wanted
                              or iftree.is_node(r.BRIDGED, chain.name) for x in chain.rules)
         for state in (self._l2("ebtables-save", "nat"), self._arp_state()):
             names |= state.tap_chains()
@@ -269,7 +270,7 @@ class IptablesBackend:
 
     def build_rule(self, family, tokens):
         """A python-iptables rule from iptables-style tokens; ValueError if it cannot be."""
-        return iptc_rules.build(self._module(), family, tokens)
+        return build_rule(self._module(), family, tokens)
 
     def _has_chains(self, family, table_name, chains):
         table = self._table(family, table_name)
@@ -293,7 +294,7 @@ class IptablesBackend:
             except ValueError as err:
                 raise FirewallError(f"iptables setup: {err}") from None
             chain = self._chain(table, name)
-            if [iptc_rules.text(x) for x in chain.rules] != [iptc_rules.text(x) for x in built]:
+            if [rule_text(x) for x in chain.rules] != [rule_text(x) for x in built]:
                 chain.flush()
                 for rule in built:
                     chain.append_rule(rule)
@@ -323,9 +324,9 @@ class IptablesBackend:
                 raise FirewallError(f"iptables {tap}: the iptables firewall is not set up")
             return
         chain = self._chain(table, chain_name)
-        old = [x for x in chain.rules if iptc_rules.rule_tap(x) == tap]
+        old = [x for x in chain.rules if rule_tap(x) == tap]
         new = self.build_rule(family, tokens) if tokens else None
-        if new is not None and [iptc_rules.text(x) for x in old] == [iptc_rules.text(new)]:
+        if new is not None and [rule_text(x) for x in old] == [rule_text(new)]:
             return
         for rule in old:
             chain.delete_rule(rule)
@@ -343,12 +344,12 @@ class IptablesBackend:
         chains = {c.name: c for c in table.chains
                   if c.name == r.BRIDGED or iftree.is_node(r.BRIDGED, c.name)}
         tree = iftree.read(r.BRIDGED, chains, [
-            (name, iptc_rules.rule_tap(x), x.target.name if x.target else None, x)
+            (name, rule_tap(x), x.target.name if x.target else None, x)
             for name, chain in chains.items() for x in chain.rules])
         home = iftree.home(r.BRIDGED, tap)
         old = tree.of(tap)   # wherever they are (before the tree: in the base chain)
         new = self.build_rule(family, tokens) if tokens else None
-        if new is not None and [(n, iptc_rules.text(x)) for n, x in old] == [(home, iptc_rules.text(new))]:
+        if new is not None and [(n, rule_text(x)) for n, x in old] == [(home, rule_text(new))]:
             return
         change = tree.change(tap, new is not None)
         for name, rule in old + [w for p in change.unwire for w in tree.wire_of(p)]:
@@ -380,10 +381,10 @@ class IptablesBackend:
         jumps, chains = [], {}
         for chain in table.chains:
             if chain.is_builtin():
-                jumps += [(chain.name, iptc_rules.text(x)) for x in chain.rules
+                jumps += [(chain.name, rule_text(x)) for x in chain.rules
                           if x.target and r.is_ours(x.target.name)]
             elif r.is_ours(chain.name):
-                chains[chain.name] = [iptc_rules.text(x) for x in chain.rules]
+                chains[chain.name] = [rule_text(x) for x in chain.rules]
         if not jumps and not chains:
             return []
         return [f"table {family} {name}"] + _chain_lines(jumps, chains)

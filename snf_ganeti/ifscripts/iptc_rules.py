@@ -1,7 +1,7 @@
 """Between iptables-style rule tokens/text and python-iptables (``iptc``) rules.
 
-``build`` makes a rule from tokens as they are written in the ruleset plan
-(:mod:`snf_ganeti.ifscripts.iptables_render`); ``text`` writes any rule back as
+``build_rule`` makes a rule from tokens as they are written in the ruleset plan
+(:mod:`snf_ganeti.ifscripts.iptables_render`); ``rule_text`` writes any rule back as
 such text, so that a chain can be compared with the plan rule by rule.
 """
 
@@ -10,7 +10,7 @@ import ipaddress
 from snf_ganeti.errors import one_line
 
 
-def build(iptc, family, tokens):
+def build_rule(iptc, family, tokens):
     """A python-iptables rule from iptables-style tokens; ValueError if it cannot be."""
     rule = iptc.Rule6() if family == "ip6" else iptc.Rule()
     current, i = None, 0
@@ -60,7 +60,7 @@ def rule_tap(rule):
     return None
 
 
-def text(rule):
+def rule_text(rule):
     """A python-iptables rule as iptables-like text: equal rules give equal text."""
     parts = []
     for option, value, default in (("-s", rule.src, None), ("-d", rule.dst, None),

@@ -53,8 +53,14 @@ def open_disk(path, writable=True):
     return fd
 
 
-def _disk_ended(offset):
-    return DiskError(f"the disk ended at {offset} bytes while being written")
+def _pwrite_all(fd, view, offset):
+    """Write all of ``view`` at ``offset``; returns the offset after it."""
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if not written:
+            raise DiskError(f"the disk ended at {offset} bytes while being written")
+        view, offset = view[written:], offset + written
+    return offset
 
 
 def aligned_buffer(size=CHUNK):
@@ -83,7 +89,7 @@ class Writer:
 
     def __init__(self, fd, source_fd=None, direct=True):
         self.fd, self.source_fd = fd, source_fd
-        self.clone = source_fd is not None
+        self.clone = True  # until the filesystems say they cannot share extents
         self.direct_fd = _reopen_direct(fd) if direct else None
         self._hole_start = self._hole_end = 0
         self._clean_to = 0  # writeback was started for everything before this offset
@@ -102,6 +108,8 @@ class Writer:
     def data(self, offset, view, source_offset=None):
         """Write ``view`` at ``offset``; with a source file, copied in the kernel from there."""
         self._flush_hole()
+        if self.source_fd is None:
+            source_offset = None
         if self.clone and source_offset is not None:
             view, offset, source_offset = self._clone(view, offset, source_offset)
         if self.direct_fd is not None and view:
@@ -110,14 +118,9 @@ class Writer:
             source_offset = shift(source_offset, offset - start)
         if not view:
             return
-        if source_offset is not None and self.source_fd is not None:
+        if source_offset is not None:
             view, offset, source_offset = self._copy_range(view, offset, source_offset)
-        while view:
-            written = os.pwrite(self.fd, view, offset)
-            if not written:
-                raise _disk_ended(offset)
-            view, offset = view[written:], offset + written
-        self._start_writeback(offset)
+        self._start_writeback(_pwrite_all(self.fd, view, offset))
 
     def _clone(self, view, offset, source_offset):
         """Share the source's extents for the aligned part of ``view``; return what is left."""
@@ -188,11 +191,9 @@ class Writer:
 
     def _write_zeros(self, offset, length):
         zeros = memoryview(ZERO_CHUNK)
-        while length:
-            n = os.pwrite(self.fd, zeros[:min(length, CHUNK)], offset)
-            if not n:
-                raise _disk_ended(offset)
-            offset, length = offset + n, length - n
+        end = offset + length
+        while offset < end:
+            offset = _pwrite_all(self.fd, zeros[:min(end - offset, CHUNK)], offset)
 
     def finish(self):
         self._flush_hole()
@@ -201,7 +202,7 @@ class Writer:
 
 def invalidate(fd):
     """Zero the first MiB (partition table, boot sector) so a failed deploy never looks valid."""
-    os.pwrite(fd, bytes(1 << 20)[:min(1 << 20, disk_size(fd))], 0)
+    _pwrite_all(fd, memoryview(ZERO_CHUNK)[:min(1 << 20, disk_size(fd))], 0)
     os.fsync(fd)
 
 

@@ -158,3 +158,19 @@ def test_image_on_the_disks_filesystem_is_cloned_not_copied(reflink_fs):
     shared = [line for line in extents.splitlines() if "shared" in line]
     assert shared, extents  # the image's data extents, now the disk's too
     assert os.stat(disk).st_blocks * 512 < 5 * MIB
+
+
+def test_image_on_another_filesystem_behind_an_unaligned_header(tmp_path, tmpfs):
+    # No clone across filesystems, and the 512-byte header puts every image offset off
+    # alignment: all of it goes the buffered way (copy_file_range, else pwrite).
+    image, disk = tmpfs / "image", tmp_path / "disk"
+    data = sparse_image(image)
+    fresh_disk(disk)
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with open(image, "rb") as stream:
+            copy_mod.Copy(fd, b"H" * 512, len(data), lambda *a: None, 1.0).run(stream,
+                                                                                str(image))
+    finally:
+        os.close(fd)
+    assert disk.read_bytes()[:512 + len(data)] == b"H" * 512 + data

@@ -69,20 +69,25 @@ def test_help_asked_before_a_subcommand_lists_every_command(capsys):
     assert all(command in out for command in cli.COMMANDS)
 
 
+RUN = "import sys; sys.argv[0] = 'snf-ganeti'; from snf_ganeti import cli; cli.run()"
+
+
+def _env():
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as Ganeti runs it
+
+
 def _run(code, *argv):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as Ganeti runs it
     return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                          env=env)
+                          env=_env())
 
 
 def test_run_flushes_piped_output_and_keeps_the_exit_status():
     # stdout is a pipe: block-buffered, so only the flush before the fast exit delivers it.
-    code = "import sys; sys.argv[0] = 'snf-ganeti'; from snf_ganeti import cli; cli.run()"
-    tasks = _run(code, "os", "tasks")
-    normal = _run(code.replace("cli.run()", "sys.exit(cli.main())"), "os", "tasks")
+    tasks = _run(RUN, "os", "tasks")
+    normal = _run(RUN.replace("cli.run()", "sys.exit(cli.main())"), "os", "tasks")
     assert tasks.returncode == 0 and tasks.stdout.count("\n") > 20
     assert tasks.stdout == normal.stdout
-    verify = _run(code, "os", "verify")
+    verify = _run(RUN, "os", "verify")
     assert verify.returncode == 2 and verify.stderr.startswith("snf-ganeti: error: OS_API_VERSION")
 
 
@@ -93,9 +98,7 @@ def test_run_with_stdout_closed_keeps_the_status():
 
 
 def test_run_reports_output_lost_to_a_closed_pipe():
-    code = "import sys; sys.argv[0] = 'snf-ganeti'; from snf_ganeti import cli; cli.run()"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    proc = subprocess.Popen([sys.executable, "-c", code, "os", "tasks"], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", RUN, "os", "tasks"], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader is gone before anything is flushed
     proc.stderr.read()

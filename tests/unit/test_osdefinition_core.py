@@ -1,5 +1,6 @@
 """Pure parts of the OS definition: formats, sources, network plans, safe paths, copy, docs."""
 
+import errno
 import hashlib
 import os
 import struct
@@ -267,3 +268,27 @@ def test_a_disk_that_ends_while_written_is_an_error(tmp_path, monkeypatch):
             writer.data(4096, memoryview(b"x" * 100))
     finally:
         os.close(fd)
+
+
+def test_writer_falls_back_to_pwrite_when_copy_file_range_is_refused(tmp_path, monkeypatch):
+    # EXDEV from copy_file_range: a fault this kernel does not give for any filesystem pair.
+    def refuse(*args):
+        raise OSError(errno.EXDEV, "cross-device")
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    image, disk = tmp_path / "image", tmp_path / "disk"
+    data = os.urandom(3 << 16)
+    image.write_bytes(data)
+    disk.write_bytes(bytes(1 << 20))
+    fd = os.open(disk, os.O_RDWR)
+    try:
+        with open(image, "rb") as stream, diskwrite.Writer(fd, stream.fileno()) as writer:
+            # Unaligned, so neither clone nor direct I/O: copy_file_range is refused. Then
+            # an aligned run, which the writer may clone or write directly.
+            writer.data(512, memoryview(data)[:1 << 16], 0)
+            writer.data(1 << 18, memoryview(data)[1 << 16:], 1 << 16)
+            writer.finish()
+    finally:
+        os.close(fd)
+    content = disk.read_bytes()
+    assert content[512:512 + (1 << 16)] == data[:1 << 16]
+    assert content[1 << 18:(1 << 18) + len(data) - (1 << 16)] == data[1 << 16:]
