@@ -8,15 +8,11 @@ dataclass to ``SECTIONS``.
 """
 
 import dataclasses
-import ipaddress
 import os
-import typing
-import urllib.parse
+import types
 from dataclasses import dataclass, field
 
-import yaml
-
-from snf_ganeti import pathutils
+from snf_ganeti import configcache, pathutils
 from snf_ganeti.errors import ConfigError
 
 
@@ -24,8 +20,12 @@ def _opt(default, doc, check=None, **metadata):
     return field(default=default, metadata={"doc": doc, "check": check, **metadata})
 
 
+# ipaddress and urllib.parse are imported by the functions that use them: every command loads
+# the configuration, and most configurations set none of the keys they check (3 ms).
+
 def check_amqp_url(url):
     """Return a problem string for a bad broker URL, else None."""
+    import urllib.parse
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("amqp", "amqps"):
         return "must start with amqp:// or amqps://"
@@ -62,6 +62,7 @@ def _absolute(path):
 
 def mask_url(url):
     """The URL with its password replaced, for logs, errors and output."""
+    import urllib.parse
     parts = urllib.parse.urlsplit(url)
     if parts.password is None:
         return url
@@ -90,7 +91,7 @@ class AmqpConfig:
 class GanetiConfig:
     data_dir: str = _opt(pathutils.GANETI_DATA_DIR,
                          "Ganeti's data directory (ssconf_* files and config.data)", _absolute)
-    queue_dir: typing.Optional[str] = _opt(
+    queue_dir: str | None = _opt(
         None, "Ganeti's job queue directory; empty means <data_dir>/queue", _absolute)
 
     @property
@@ -121,7 +122,7 @@ def _check_profiles(value):
 
 
 def _default_profiles():
-    from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES
+    from snf_ganeti.ifscripts.default_profiles import DEFAULT_PROFILES
     return DEFAULT_PROFILES
 
 
@@ -164,6 +165,7 @@ class NetworkConfig:
 
 def _ip_check(version, many=False):
     def check(value):
+        import ipaddress
         for item in (value if many else (value,)):
             try:
                 if ipaddress.ip_address(item).version != version:
@@ -187,6 +189,7 @@ def _check_queue(value):
 
 
 def _check_routes(routes):
+    import ipaddress
     for route in routes:
         parts = route.split()
         try:
@@ -208,31 +211,31 @@ class DhcpConfig:
                                                         "status", _absolute)
     interfaces: tuple[str, ...] = _opt(("tap+",), "host interfaces VM packets arrive on "
                                                   "(iptables syntax: a trailing + is a wildcard)")
-    dhcp_queue: typing.Optional[int] = _opt(42, "NFQUEUE for DHCPv4 requests; empty: no DHCPv4",
+    dhcp_queue: int | None = _opt(42, "NFQUEUE for DHCPv4 requests; empty: no DHCPv4",
                                             _check_queue)
-    rs_queue: typing.Optional[int] = _opt(43, "NFQUEUE for router solicitations; empty: none",
+    rs_queue: int | None = _opt(43, "NFQUEUE for router solicitations; empty: none",
                                           _check_queue)
-    ns_queue: typing.Optional[int] = _opt(44, "NFQUEUE for neighbour solicitations; empty: none",
+    ns_queue: int | None = _opt(44, "NFQUEUE for neighbour solicitations; empty: none",
                                           _check_queue)
-    dhcpv6_queue: typing.Optional[int] = _opt(45, "NFQUEUE for DHCPv6 (stateless); empty: none",
+    dhcpv6_queue: int | None = _opt(45, "NFQUEUE for DHCPv6 (stateless); empty: none",
                                               _check_queue)
     fail_open: bool = _opt(False, "while dhcpd is not running, let queued packets pass (queue "
                                   "bypass) instead of dropping them")
-    server_ip: typing.Optional[str] = _opt(None, "source and server identifier of DHCPv4 "
+    server_ip: str | None = _opt(None, "source and server identifier of DHCPv4 "
                                                  "replies; empty: the binding's GATEWAY, else "
                                                  "the first address of its SUBNET", _ip_check(4))
     nameservers: tuple[str, ...] = _opt((), "IPv4 DNS servers (option 6)", _ip_check(4, True))
     nameservers6: tuple[str, ...] = _opt((), "IPv6 DNS servers (RA RDNSS, DHCPv6 option 23)",
                                          _ip_check(6, True))
-    domain: typing.Optional[str] = _opt(None, "DNS domain (option 15, DHCPv6 option 24); "
+    domain: str | None = _opt(None, "DNS domain (option 15, DHCPv6 option 24); "
                                               "empty: the part of HOSTNAME after its first dot")
     lease_time: int = _opt(604800, "DHCPv4 lease time in seconds (option 51)", _check_seconds)
     renewal_time: int = _opt(3600, "seconds until the client renews (option 58, T1)",
                              _check_seconds)
-    rebinding_time: typing.Optional[int] = _opt(None, "seconds until the client rebinds "
+    rebinding_time: int | None = _opt(None, "seconds until the client rebinds "
                                                       "(option 59, T2); empty: 7/8 of the lease",
                                                 _check_seconds)
-    mtu: typing.Optional[int] = _opt(None, "MTU offered (option 26, RA MTU) when the binding "
+    mtu: int | None = _opt(None, "MTU offered (option 26, RA MTU) when the binding "
                                            "has no MTU; empty: none", _check_mtu)
     routes: tuple[str, ...] = _opt((), "classless static routes (option 121) as 'CIDR "
                                        "GATEWAY', GATEWAY an address or the word gateway",
@@ -295,21 +298,41 @@ def config_path(explicit=None, environ=os.environ):
     return explicit or environ.get(pathutils.CONFIG_ENV) or pathutils.CONFIG_FILE
 
 
-def load(path):
-    """Read, parse and validate the YAML file at ``path``."""
+def load(path, cache_path=None):
+    """Read, parse and validate the YAML file at ``path``; with ``cache_path``, through the
+    parse cache there (see configcache)."""
+    raw = None
     try:
         with open(path, encoding="utf-8") as stream:
-            text = stream.read()
+            stat = os.fstat(stream.fileno())
+            if cache_path:
+                raw = configcache.read(cache_path, path, stat)
+            if raw is None:
+                text = stream.read()
     except FileNotFoundError:
         raise ConfigError(path, None, "file not found") from None
     except OSError as err:
         raise ConfigError(path, None, f"cannot read: {err.strerror}") from None
-    return parse(text, path)
+    except UnicodeDecodeError as err:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {err.start})") from None
+    if raw is None:
+        raw = parse_yaml(text, path)
+        if cache_path:
+            configcache.write(cache_path, path, stat, raw)
+    return build(raw, path)
 
 
 def parse(text, path="<string>"):
+    return build(parse_yaml(text, path), path)
+
+
+def parse_yaml(text, path="<string>"):
+    """The YAML text as a mapping of sections, not yet validated."""
+    import yaml  # here, not above: a command whose config is cached never needs it
     try:
-        raw = yaml.safe_load(text)
+        # libyaml's parser where PyYAML has it (Debian's does): 10 times faster than the
+        # pure-Python one on the full default file.
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
@@ -318,6 +341,11 @@ def parse(text, path="<string>"):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(path, None, "must be a mapping of sections")
+    return raw
+
+
+def build(raw, path="<string>"):
+    """The validated Config from a parsed mapping of sections."""
     sections = {}
     for name, value in raw.items():
         if name not in SECTIONS:
@@ -332,13 +360,12 @@ def _build_section(cls, raw, section, path):
     if not isinstance(raw, dict):
         raise ConfigError(path, section, "must be a mapping")
     known = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
     values = {}
     for key, value in raw.items():
         dotted = f"{section}.{key}"
         if key not in known:
             raise ConfigError(path, dotted, "unknown key")
-        values[key] = _coerce(hints[key], value, dotted, path)
+        values[key] = _coerce(known[key].type, value, dotted, path)
         check = known[key].metadata.get("check")
         problem = check(values[key]) if check and values[key] is not None else None
         if problem:
@@ -347,15 +374,15 @@ def _build_section(cls, raw, section, path):
 
 
 def _coerce(hint, value, dotted, path):
-    """Check ``value`` against the type hint; YAML lists become tuples."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Union:
+    """Check ``value`` against the type hint; YAML lists become tuples. The hints are the
+    classes' own (``str | None``, ``tuple[str, ...]``): typing is not imported (3 ms)."""
+    if isinstance(hint, types.UnionType):
         if value is None or value == "":
             return None
-        (hint,) = [h for h in typing.get_args(hint) if h is not type(None)]
-        origin = typing.get_origin(hint)
+        (hint,) = [h for h in hint.__args__ if h is not type(None)]
+    origin = getattr(hint, "__origin__", None)
     if origin is tuple:
-        item = typing.get_args(hint)[0]
+        item = hint.__args__[0]
         if isinstance(value, str) or not isinstance(value, list):
             raise ConfigError(path, dotted, f"must be a list of {_type_name(item)}")
         return tuple(_coerce(item, v, f"{dotted}[{i}]", path) for i, v in enumerate(value))
@@ -397,6 +424,7 @@ def _plain(value):
 
 def render_defaults():
     """The default configuration file, every key with its default and a comment."""
+    import yaml
     lines = ["# snf-ganeti configuration. Every key is shown with its default value.",
              "# Remove a key (or a whole section) to keep its default.", ""]
     for name, cls in SECTIONS.items():

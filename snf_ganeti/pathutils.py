@@ -15,6 +15,7 @@ DHCP_BINDINGS_DIR = os.path.join(STATE_DIR, "dhcp")
 EVENTD_STATE_DIR = os.path.join(STATE_DIR, "eventd")
 IFSCRIPTS_STATE_DIR = os.path.join(STATE_DIR, "nics")
 RUN_DIR = "/run/snf-ganeti"
+CONFIG_CACHE = os.path.join(RUN_DIR, "config.cache")
 DHCP_STATUS_FILE = os.path.join(RUN_DIR, "dhcpd-status.json")
 MACHINE_ID = "/etc/machine-id"
 # Libraries Debian 12 lacks, shipped privately by the .deb (NetfilterQueue).

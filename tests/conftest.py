@@ -1,6 +1,10 @@
+import contextlib
 import logging
+import os
 
 import pytest
+
+from snf_ganeti import pathutils
 
 # pika logs every refused connection at ERROR; the tests cause those on purpose.
 logging.getLogger("pika").setLevel(logging.CRITICAL)
@@ -20,6 +24,33 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if not any(item.get_closest_marker(level) for level in _LEVELS):
             raise pytest.UsageError(f"{item.nodeid}: mark it unit, integration or system")
+
+
+@contextlib.contextmanager
+def _config_cache_left_as_found():
+    """Commands run as root cache their configuration's parse in /run/snf-ganeti
+    (snf_ganeti/configcache.py): what was created there meanwhile goes."""
+    had_dir, had_cache = os.path.isdir(pathutils.RUN_DIR), os.path.exists(pathutils.CONFIG_CACHE)
+    yield
+    with contextlib.suppress(OSError):
+        if not had_cache:
+            os.unlink(pathutils.CONFIG_CACHE)
+    with contextlib.suppress(OSError):
+        if not had_dir:
+            os.rmdir(pathutils.RUN_DIR)  # only if empty: anything else there is not ours
+
+
+@pytest.fixture(autouse=True)
+def _config_cache_per_test():
+    with _config_cache_left_as_found():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _config_cache_per_run():
+    # Also after the session's fixtures: a Ganeti cluster's teardown still runs hooks.
+    with _config_cache_left_as_found():
+        yield
 
 
 _MEASUREMENTS = "snf_measurements"

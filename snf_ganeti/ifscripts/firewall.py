@@ -1,7 +1,7 @@
 """Firewall profiles and the per-NIC filtering plan, as plain data.
 
-A profile (``protected``, ``limited``, ``unprotected`` or an operator's own,
-from config key ``network.profiles``) filters traffic *toward* the VM: it is
+A profile (``protected``, ``limited``, ``unprotected`` (see default_profiles) or an
+operator's own, from config key ``network.profiles``) filters traffic *toward* the VM: it is
 an ordered list of accept rules and a default verdict. Backends
 (``nftables``, ``iptables``) turn a :class:`NicFilter` into rules; the plan
 never says how.
@@ -11,26 +11,6 @@ from dataclasses import dataclass
 
 PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6")
 VERDICTS = ("accept", "drop")
-# ICMPv6 that IPv6 cannot work without (RFC 4890): errors and neighbour discovery.
-ICMPV6_ESSENTIAL = ["destination-unreachable", "packet-too-big", "time-exceeded",
-                    "parameter-problem", "echo-request", "echo-reply", "nd-router-advert",
-                    "nd-neighbor-solicit", "nd-neighbor-advert", "nd-redirect"]
-
-DEFAULT_PROFILES = {
-    "protected": {
-        "description": "replies to the VM's own connections, DNS answers, ICMP and ICMPv6 "
-                       "(echo, errors, neighbour discovery); no new inbound connections",
-        "default": "drop",
-        "rules": [{"proto": "tcp", "not_syn": True}, {"proto": "udp", "sport": [53]},
-                  {"proto": "icmp"}, {"proto": "icmpv6", "icmp_types": ICMPV6_ESSENTIAL}]},
-    "limited": {
-        "description": "protected, plus new inbound SSH (22) and RDP (3389)",
-        "default": "drop",
-        "rules": [{"proto": "tcp", "not_syn": True}, {"proto": "tcp", "dport": [22, 3389]},
-                  {"proto": "udp", "sport": [53]}, {"proto": "icmp"},
-                  {"proto": "icmpv6", "icmp_types": ICMPV6_ESSENTIAL}]},
-    "unprotected": {"description": "everything passes", "default": "accept", "rules": []},
-}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ is ever executed.
 """
 
 import logging
-import subprocess
 
 log = logging.getLogger(__name__)
 STDERR_LINES = 10
@@ -19,7 +18,7 @@ def run(argv, error, what=None, input=None, ok=(0,)):
     """
     log.debug("running %s", " ".join(map(str, argv)))
     try:
-        proc = subprocess.run([str(a) for a in argv], input=input, capture_output=True,
+        proc = _subprocess().run([str(a) for a in argv], input=input, capture_output=True,
                               text=True, check=False)
     except FileNotFoundError:
         raise error(f"{argv[0]} is not installed") from None
@@ -31,3 +30,17 @@ def run(argv, error, what=None, input=None, ok=(0,)):
 def tail(text, lines=STDERR_LINES):
     kept = [line.strip() for line in (text or "").strip().splitlines()[-lines:] if line.strip()]
     return " / ".join(kept) or "no error output"
+
+
+def popen(argv):
+    """``argv`` started with its stdout and stderr piped, for tools whose output streams."""
+    log.debug("starting %s", " ".join(map(str, argv)))
+    sub = _subprocess()
+    return sub.Popen([str(a) for a in argv], stdout=sub.PIPE, stderr=sub.PIPE)
+
+
+def _subprocess():
+    # Imported on first use: a plain diskdump deploy runs no tool, and importing subprocess
+    # costs 2 ms on every OS script.
+    import subprocess
+    return subprocess

@@ -349,7 +349,7 @@ def test_500_apply_remove_cycles_leave_the_baseline(fw):
 
 
 def test_setup_converges_and_profile_chains_follow_the_config(fw):
-    from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES
+    from snf_ganeti.ifscripts.default_profiles import DEFAULT_PROFILES
     changed = {**DEFAULT_PROFILES, "limited": {**DEFAULT_PROFILES["limited"], "rules": [
         *DEFAULT_PROFILES["limited"]["rules"], {"proto": "tcp", "dport": [8443]}]}}
     without_limited = {k: v for k, v in DEFAULT_PROFILES.items() if k != "limited"}

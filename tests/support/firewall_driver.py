@@ -39,7 +39,8 @@ PACKET_OUTGOING = 4
 
 def run_backend(request):
     from snf_ganeti.errors import SnfGanetiError
-    from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES, NicFilter, parse_profiles
+    from snf_ganeti.ifscripts.default_profiles import DEFAULT_PROFILES
+    from snf_ganeti.ifscripts.firewall import NicFilter, parse_profiles
 
     module, cls = BACKENDS[request["backend"]]
     backend = getattr(importlib.import_module(module), cls)()

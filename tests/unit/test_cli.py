@@ -113,3 +113,45 @@ def test_run_waits_for_a_thread_still_working():
             "cli.main = main; cli.run()")
     proc = _run(code)
     assert proc.returncode == 7 and proc.stdout == "done\n"
+
+
+def test_help_is_as_wide_as_argparse_makes_it(monkeypatch):
+    # argparse sizes help with shutil, which the command no longer imports for it.
+    for columns in ("60", "132", "0", "x"):
+        monkeypatch.setenv("COLUMNS", columns)
+        parser = cli.build_parser(("snf_ganeti.osdefinition.cli",))
+        ours = parser.format_help()
+        parser.formatter_class = argparse.HelpFormatter
+        assert ours == parser.format_help()
+    assert max(map(len, ours.splitlines())) <= 78
+
+
+# What a deploy (a diskdump copy, no customization) must not import: PyYAML, as the parse
+# of a config that has not changed is cached; the rest, as only other paths use them.
+UNUSED_BY_A_DEPLOY = ("yaml", "shutil", "subprocess", "tempfile", "typing", "ipaddress",
+                      "urllib.parse", "snf_ganeti.ifscripts.firewall")
+
+
+def test_a_deploy_with_a_cached_config_imports_only_what_it_uses(tmp_path, monkeypatch):
+    from snf_ganeti import config as config_mod, configcache
+    (tmp_path / "image").write_bytes(b"\x55" * 4096)
+    (tmp_path / "disk").write_bytes(b"\0" * 8192)
+    conf, cache = tmp_path / "config.yaml", str(tmp_path / "config.cache")
+    conf.write_text(f"osdefinition:\n  image_dir: {tmp_path}\n  publish_progress: false\n")
+    monkeypatch.setattr(configcache, "SETTLE_SECONDS", 0.0)
+    config_mod.load(str(conf), cache)
+    code = ("import sys; at_start = set(sys.modules)  # the interpreter's own (site, .pth)\n"
+            "from snf_ganeti import pathutils\n"
+            f"pathutils.CONFIG_CACHE = {cache!r}\n"
+            "from snf_ganeti import cli\n"
+            "status = cli.main(['--config', sys.argv[1], 'os', 'create'])\n"
+            f"print(status, [m for m in {UNUSED_BY_A_DEPLOY!r} if m in sys.modules and "
+            "m not in at_start])")
+    env = {**_env(), "OS_API_VERSION": "20", "INSTANCE_NAME": "vm", "HYPERVISOR": "kvm",
+           "DISK_COUNT": "1", "DISK_0_PATH": str(tmp_path / "disk"), "NIC_COUNT": "0",
+           "OSP_IMG_ID": "image", "OSP_IMG_FORMAT": "diskdump",
+           "OSP_IMG_PROPERTIES": '{"EXCLUDE_ALL_TASKS": "yes"}'}
+    proc = subprocess.run([sys.executable, "-c", code, str(conf)], capture_output=True,
+                          text=True, env=env)
+    assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr
+    assert (tmp_path / "disk").read_bytes()[:4096] == b"\x55" * 4096

@@ -5,7 +5,8 @@ import pytest
 from snf_ganeti import config as config_mod
 from snf_ganeti.errors import EnvVarError
 from snf_ganeti.ifscripts import plan
-from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES, parse_profiles
+from snf_ganeti.ifscripts.default_profiles import DEFAULT_PROFILES
+from snf_ganeti.ifscripts.firewall import parse_profiles
 from snf_ganeti.ifscripts.nic import parse_env
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,8 @@ import pytest
 from snf_ganeti.ifscripts import iftree
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts import l2_render as l2
-from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES, NicFilter, parse_profiles
+from snf_ganeti.ifscripts.default_profiles import DEFAULT_PROFILES
+from snf_ganeti.ifscripts.firewall import NicFilter, parse_profiles
 
 pytestmark = pytest.mark.unit
 PROFILES = parse_profiles(DEFAULT_PROFILES)

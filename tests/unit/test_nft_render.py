@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snf_ganeti.ifscripts import nft_render as r
-from snf_ganeti.ifscripts.firewall import DEFAULT_PROFILES, NicFilter, parse_profiles
+from snf_ganeti.ifscripts.default_profiles import DEFAULT_PROFILES
+from snf_ganeti.ifscripts.firewall import NicFilter, parse_profiles
 from snf_ganeti.ifscripts.nft import FirewallError, NftBackend, listing, read_state
 
 pytestmark = pytest.mark.unit
