@@ -17,9 +17,12 @@ import yaml
 
 from tests.support.procs import ROOT, env
 
-# dhclient renews by unicast from its bound address, so its script configures that address.
+# A report appears whole (renamed into place): a test waiting for one must never read it
+# half written. dhclient renews by unicast from its bound address, so its script configures
+# that address.
 CLIENT_SCRIPT = """#!/bin/sh
-env > "{out}/$(date +%s%N)-${{reason:-$1}}"
+env > "{out}/.report.$$"
+mv "{out}/.report.$$" "{out}/$(date +%s%N)-${{reason:-$1}}"
 case "$reason" in BOUND|REBOOT)
   ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
 esac
