@@ -3,9 +3,9 @@
 Ganeti runs ``snf-ganeti`` for every hook, NIC and OS script; importing PyYAML alone
 costs about 14 ms of each. The cache holds the parsed data of one file (validation still
 runs on every load), keyed by its path and its stat: device, inode, size, mtime and
-ctime. Any edit, replacement or ``touch`` changes the key. A file changed in the last
-``SETTLE_SECONDS`` is not cached: a second edit within the same timestamp tick would
-keep the key (git's "racily clean" files).
+ctime. Any edit, replacement or ``touch`` changes the key. A file changed less than
+``SETTLE_SECONDS`` before it was read is not cached: a second edit within the same
+timestamp tick would keep the key (git's "racily clean" files).
 
 The cache is ``marshal`` data (no import cost), written atomically, mode 0600 (the
 configuration holds the broker's password); a cache file another user owns or could
@@ -15,14 +15,17 @@ an error.
 
 import marshal
 import os
-import time
+import stat as stat_mod
+import sys
 
 SETTLE_SECONDS = 2.0
+# Part of the key: bump it when the same text would parse differently (another loader).
+FORMAT = 1
 
 
 def key(path, stat):
-    return (os.path.abspath(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
-            stat.st_ctime_ns)
+    return (FORMAT, sys.version_info[:2], os.path.abspath(path), stat.st_dev, stat.st_ino,
+            stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def read(cache_path, path, stat):
@@ -38,9 +41,11 @@ def read(cache_path, path, stat):
     return data if cached_key == key(path, stat) and isinstance(data, dict) else None
 
 
-def write(cache_path, path, stat, data, now=time.time):
-    """Cache ``data`` as the parse of ``path``, if it has settled and marshal can hold it."""
-    if now() - max(stat.st_mtime, stat.st_ctime) < SETTLE_SECONDS:
+def write(cache_path, path, stat, data, read_at):
+    """Cache ``data`` as the parse of ``path``, read from time ``read_at`` on (taken before
+    the fstat that gave ``stat``), if the file had settled and marshal can hold ``data``."""
+    if not stat_mod.S_ISREG(stat.st_mode) or \
+            read_at - max(stat.st_mtime, stat.st_ctime) < SETTLE_SECONDS:
         return False
     try:
         blob = marshal.dumps((key(path, stat), data))
@@ -50,16 +55,20 @@ def write(cache_path, path, stat, data, now=time.time):
     try:
         os.makedirs(os.path.dirname(cache_path), mode=0o755, exist_ok=True)
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            if os.write(fd, blob) != len(blob):
-                raise OSError("short write")
-        finally:
-            os.close(fd)
-        os.replace(partial, cache_path)
     except OSError:  # not root, a read-only /run: the next command parses again
-        try:
-            os.unlink(partial)
-        except OSError:
-            pass
+        return False
+    try:
+        with open(fd, "wb") as stream:
+            stream.write(blob)
+        os.replace(partial, cache_path)
+    except OSError:
+        _unlink(partial)  # ours: never leave a copy of the password behind
         return False
     return True
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -115,15 +115,27 @@ def test_run_waits_for_a_thread_still_working():
     assert proc.returncode == 7 and proc.stdout == "done\n"
 
 
-def test_help_is_as_wide_as_argparse_makes_it(monkeypatch):
-    # argparse sizes help with shutil, which the command no longer imports for it.
-    for columns in ("60", "132", "0", "x"):
+@pytest.mark.parametrize("columns, terminal", [
+    ("60", None), ("132", None), ("0", None), ("x", None), (None, None), (None, 100),
+    ("70", 100)])
+def test_help_is_as_wide_as_argparse_makes_it(monkeypatch, columns, terminal):
+    # argparse sizes help with shutil, which the command does not import for it.
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
         monkeypatch.setenv("COLUMNS", columns)
-        parser = cli.build_parser(("snf_ganeti.osdefinition.cli",))
-        ours = parser.format_help()
-        parser.formatter_class = argparse.HelpFormatter
-        assert ours == parser.format_help()
-    assert max(map(len, ours.splitlines())) <= 78
+
+    def terminal_size(fd=None):
+        if terminal is None:
+            raise OSError("not a terminal")
+        return os.terminal_size((terminal, 24))
+    monkeypatch.setattr(os, "get_terminal_size", terminal_size)
+    parser = cli.build_parser(("snf_ganeti.osdefinition.cli",))
+    ours = parser.format_help()
+    parser.formatter_class = argparse.HelpFormatter
+    assert ours == parser.format_help()
+    width = int(columns) if columns and columns.isdigit() and int(columns) else terminal or 80
+    assert max(map(len, ours.splitlines())) <= width - 2
 
 
 # What a deploy (a diskdump copy, no customization) must not import: PyYAML, as the parse

@@ -1,6 +1,7 @@
 """The configuration's parse cache: used while the file is unchanged, never after."""
 
 import datetime
+import marshal
 import os
 import stat
 import subprocess
@@ -55,15 +56,30 @@ def test_a_cache_hit_runs_no_yaml(conf):
     assert out == "/srv/images False\n"
 
 
-def test_a_fresh_file_is_not_cached(conf):
+def test_a_file_changed_just_before_it_was_read_is_not_cached(conf, monkeypatch):
     path, cache = conf
+    monkeypatch.setattr(configcache, "SETTLE_SECONDS", 3600.0)
     with open(path, "a") as stream:
         stream.write("# edited\n")
     config_mod.load(path, cache)  # a second edit within its timestamp's tick would keep the key
     assert not os.path.exists(cache)
-    time.sleep(SETTLE)
+    data = config_mod.parse_yaml(open(path).read())
+    assert configcache.write(cache, path, os.stat(path), data, read_at=time.time() + 3601)
+    assert cached(path, cache) == data
+
+
+def test_an_old_mtime_on_a_new_file_is_not_settled(conf, monkeypatch):
+    path, cache = conf
+    monkeypatch.setattr(configcache, "SETTLE_SECONDS", 3600.0)
+    os.utime(path, (0, 0))  # as cp -p or touch -d leave it: the change time is still now
     config_mod.load(path, cache)
-    assert cached(path, cache) is not None
+    assert not os.path.exists(cache)
+
+
+def test_only_regular_files_are_cached(conf):
+    _, cache = conf
+    assert config_mod.load("/dev/null", cache) == config_mod.Config()
+    assert not os.path.exists(cache)
 
 
 @pytest.mark.parametrize("edit", [
@@ -128,12 +144,42 @@ def test_a_bad_cache_is_ignored_and_the_file_parsed(conf, spoil):
     assert config_mod.load(path, cache).osdefinition.image_dir == "/srv/images"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_a_cache_another_user_owns_is_ignored(conf):
+def test_a_cache_another_user_owns_is_ignored(conf, monkeypatch):
     path, cache = conf
     config_mod.load(path, cache)
-    os.chown(cache, 65534, 65534)
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(cache).st_uid + 1)
     assert cached(path, cache) is None
+
+
+def test_a_cache_that_is_not_a_mapping_is_ignored(conf):
+    path, cache = conf
+    os.makedirs(os.path.dirname(cache))
+    with open(cache, "wb") as stream:
+        stream.write(marshal.dumps((configcache.key(path, os.stat(path)), ["hooks"])))
+    os.chmod(cache, 0o600)
+    assert cached(path, cache) is None
+
+
+def test_links_in_the_cache_place_are_replaced_never_followed(conf, tmp_path):
+    path, cache = conf
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    os.makedirs(os.path.dirname(cache))
+    os.symlink(victim, cache)
+    os.symlink(victim, f"{cache}.{os.getpid()}")  # where this process writes before renaming
+    config_mod.load(path, cache)
+    assert victim.read_text() == "precious"
+    os.unlink(f"{cache}.{os.getpid()}")
+    config_mod.load(path, cache)
+    assert victim.read_text() == "precious" and not os.path.islink(cache)
+    assert cached(path, cache) is not None
+
+
+def test_a_failed_write_leaves_no_partial_copy(conf):
+    path, cache = conf
+    os.makedirs(cache)  # a directory where the cache goes: the rename fails
+    config_mod.load(path, cache)
+    assert os.listdir(os.path.dirname(cache)) == ["config.cache"]
 
 
 def test_an_unwritable_cache_place_is_no_error(conf, tmp_path):
@@ -148,7 +194,7 @@ def test_an_unwritable_cache_place_is_no_error(conf, tmp_path):
 def test_what_marshal_cannot_hold_is_parsed_each_time(conf):
     path, cache = conf
     parsed = {"hooks": {"since": datetime.date(2026, 11, 29)}}  # YAML reads dates as dates
-    assert not configcache.write(cache, path, os.stat(path), parsed)
+    assert not configcache.write(cache, path, os.stat(path), parsed, read_at=time.time())
     assert not os.path.exists(cache)
 
 
