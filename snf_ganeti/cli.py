@@ -40,10 +40,11 @@ class Formatter(argparse.HelpFormatter):
 def _terminal_columns():
     # shutil.get_terminal_size's rules: $COLUMNS, then the terminal on stdout, then 80.
     try:
-        if int(os.environ["COLUMNS"]) > 0:
-            return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
     try:
         return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
     except (AttributeError, ValueError, OSError):

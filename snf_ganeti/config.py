@@ -213,31 +213,31 @@ class DhcpConfig:
     interfaces: tuple[str, ...] = _opt(("tap+",), "host interfaces VM packets arrive on "
                                                   "(iptables syntax: a trailing + is a wildcard)")
     dhcp_queue: int | None = _opt(42, "NFQUEUE for DHCPv4 requests; empty: no DHCPv4",
-                                            _check_queue)
+                                  _check_queue)
     rs_queue: int | None = _opt(43, "NFQUEUE for router solicitations; empty: none",
-                                          _check_queue)
+                                _check_queue)
     ns_queue: int | None = _opt(44, "NFQUEUE for neighbour solicitations; empty: none",
-                                          _check_queue)
+                                _check_queue)
     dhcpv6_queue: int | None = _opt(45, "NFQUEUE for DHCPv6 (stateless); empty: none",
-                                              _check_queue)
+                                    _check_queue)
     fail_open: bool = _opt(False, "while dhcpd is not running, let queued packets pass (queue "
                                   "bypass) instead of dropping them")
     server_ip: str | None = _opt(None, "source and server identifier of DHCPv4 "
-                                                 "replies; empty: the binding's GATEWAY, else "
-                                                 "the first address of its SUBNET", _ip_check(4))
+                                       "replies; empty: the binding's GATEWAY, else "
+                                       "the first address of its SUBNET", _ip_check(4))
     nameservers: tuple[str, ...] = _opt((), "IPv4 DNS servers (option 6)", _ip_check(4, True))
     nameservers6: tuple[str, ...] = _opt((), "IPv6 DNS servers (RA RDNSS, DHCPv6 option 23)",
                                          _ip_check(6, True))
     domain: str | None = _opt(None, "DNS domain (option 15, DHCPv6 option 24); "
-                                              "empty: the part of HOSTNAME after its first dot")
+                                    "empty: the part of HOSTNAME after its first dot")
     lease_time: int = _opt(604800, "DHCPv4 lease time in seconds (option 51)", _check_seconds)
     renewal_time: int = _opt(3600, "seconds until the client renews (option 58, T1)",
                              _check_seconds)
     rebinding_time: int | None = _opt(None, "seconds until the client rebinds "
-                                                      "(option 59, T2); empty: 7/8 of the lease",
-                                                _check_seconds)
+                                            "(option 59, T2); empty: 7/8 of the lease",
+                                      _check_seconds)
     mtu: int | None = _opt(None, "MTU offered (option 26, RA MTU) when the binding "
-                                           "has no MTU; empty: none", _check_mtu)
+                                 "has no MTU; empty: none", _check_mtu)
     routes: tuple[str, ...] = _opt((), "classless static routes (option 121) as 'CIDR "
                                        "GATEWAY', GATEWAY an address or the word gateway",
                                    _check_routes)

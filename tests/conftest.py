@@ -1,10 +1,8 @@
-import contextlib
 import logging
-import os
 
 import pytest
 
-from snf_ganeti import pathutils
+from tests.support import config_cache
 
 # pika logs every refused connection at ERROR; the tests cause those on purpose.
 logging.getLogger("pika").setLevel(logging.CRITICAL)
@@ -26,30 +24,16 @@ def pytest_collection_modifyitems(items):
             raise pytest.UsageError(f"{item.nodeid}: mark it unit, integration or system")
 
 
-@contextlib.contextmanager
-def _config_cache_left_as_found():
-    """Commands run as root cache their configuration's parse in /run/snf-ganeti
-    (snf_ganeti/configcache.py): what was created there meanwhile goes."""
-    had_dir, had_cache = os.path.isdir(pathutils.RUN_DIR), os.path.exists(pathutils.CONFIG_CACHE)
-    yield
-    with contextlib.suppress(OSError):
-        if not had_cache:
-            os.unlink(pathutils.CONFIG_CACHE)
-    with contextlib.suppress(OSError):
-        if not had_dir:
-            os.rmdir(pathutils.RUN_DIR)  # only if empty: anything else there is not ours
-
-
 @pytest.fixture(autouse=True)
 def _config_cache_per_test():
-    with _config_cache_left_as_found():
+    with config_cache.left_as_found():
         yield
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _config_cache_per_run():
     # Also after the session's fixtures: a Ganeti cluster's teardown still runs hooks.
-    with _config_cache_left_as_found():
+    with config_cache.left_as_found():
         yield
 
 
