@@ -74,6 +74,9 @@ def mask_url(url):
 
 @dataclass(frozen=True)
 class AmqpConfig:
+    """The ``amqp`` section: which brokers, which exchange, and the spool that holds messages
+    until a broker confirms them."""
+
     urls: tuple[str, ...] = _opt(
         ("amqp://guest:guest@localhost:5672/",),
         "broker URLs (amqp:// or amqps://), tried in order; list every node of a RabbitMQ cluster",
@@ -90,6 +93,8 @@ class AmqpConfig:
 
 @dataclass(frozen=True)
 class GanetiConfig:
+    """The ``ganeti`` section: where this node's Ganeti keeps its data and its job queue."""
+
     data_dir: str = _opt(pathutils.GANETI_DATA_DIR,
                          "Ganeti's data directory (ssconf_* files and config.data)", _absolute)
     queue_dir: str | None = _opt(
@@ -102,6 +107,9 @@ class GanetiConfig:
 
 @dataclass(frozen=True)
 class EventdConfig:
+    """The ``eventd`` section: where eventd records what it published, this node's name, the
+    heartbeat period, and whether its first start publishes old jobs too."""
+
     state_dir: str = _opt(pathutils.EVENTD_STATE_DIR,
                           "what eventd published is recorded here, so a restart sends only "
                           "what it missed", _absolute)
@@ -135,6 +143,9 @@ def _check_routed_mark(value):
 
 @dataclass(frozen=True)
 class NetworkConfig:
+    """The ``network`` section: the NIC script's firewall backend and profiles, private-network
+    bridges, and the marks of routed NICs."""
+
     firewall_backend: str = _opt("nftables", "nftables (one table, atomic per NIC; Debian 12's "
                                              "default) or iptables (python-iptables)",
                                  _one_of("nftables", "iptables"))
@@ -206,6 +217,9 @@ def _check_routes(routes):
 
 @dataclass(frozen=True)
 class DhcpConfig:
+    """The ``dhcp`` section: which packets dhcpd takes from which NFQUEUEs, and what its
+    replies offer (DNS, leases, routes, IPv6 mode)."""
+
     bindings_dir: str = _opt(pathutils.DHCP_BINDINGS_DIR, "one binding file per tap, written "
                                                           "by ifup, read by dhcpd", _absolute)
     status_file: str = _opt(pathutils.DHCP_STATUS_FILE, "dhcpd's counters, for snf-ganeti "
@@ -248,6 +262,9 @@ class DhcpConfig:
 
 @dataclass(frozen=True)
 class HooksConfig:
+    """The ``hooks`` section: how long a hook may run and wait for the broker, and whether its
+    failure fails the Ganeti job."""
+
     timeout: float = _opt(20.0, "seconds a hook may run before it gives up (logged, and the "
                                 "Ganeti job goes on)", _positive)
     publish_timeout: float = _opt(5.0, "seconds a hook waits for the broker; after that its "
@@ -258,6 +275,9 @@ class HooksConfig:
 
 @dataclass(frozen=True)
 class OSDefinitionConfig:
+    """The ``osdefinition`` section: the image store, where images are customized, progress
+    reports, and the network tags that decide how the guest configures its NICs."""
+
     image_dir: str = _opt(pathutils.IMAGE_DIR, "local image store: img_id NAME or local://NAME "
                                                "names a file here", _absolute)
     work_dir: str = _opt(pathutils.OS_WORK_DIR, "the image's filesystems are mounted (nosuid, "

@@ -18,6 +18,8 @@ _IFNAME = re.compile(r"^[^/\s:]{1,15}$")
 
 @dataclass(frozen=True)
 class Binding:
+    """One binding file: what dhcpd may answer the VM behind one tap (MAC, hostname, addresses)."""
+
     tap: str                    # the file name: the interface the VM's packets arrive on
     mac: str                    # lower case
     hostname: str

@@ -27,6 +27,9 @@ _MATCH = {  # what: (family, iptables match, nft match)
 
 @dataclass(frozen=True)
 class SteeringRule:
+    """One steering rule: packets of one kind (dhcp, rs, ns or dhcpv6) arriving on ``interface``
+    (or, ``bridged``, on a bridge port of that name) go to NFQUEUE ``queue``."""
+
     what: str           # dhcp, rs, ns or dhcpv6
     interface: str      # iptables pattern: a trailing + is a wildcard
     queue: int

@@ -20,6 +20,8 @@ _DEFAULT_GROUP = "default"
 
 @dataclass(frozen=True)
 class Node:
+    """A node of the cluster: its addresses and its roles (offline, drained, master candidate)."""
+
     name: str
     uuid: str
     primary_ip: str | None
@@ -32,6 +34,8 @@ class Node:
 
 @dataclass(frozen=True)
 class Network:
+    """A Ganeti network: its IPv4 and IPv6 subnets and gateways, MAC prefix and tags."""
+
     name: str
     uuid: str
     subnet: str
@@ -44,6 +48,9 @@ class Network:
 
 @dataclass(frozen=True)
 class NIC:
+    """One of an instance's NICs: its network by name, mode/link/vlan filled from the cluster's
+    defaults."""
+
     index: int
     name: str | None
     uuid: str | None
@@ -58,6 +65,8 @@ class NIC:
 
 @dataclass(frozen=True)
 class Disk:
+    """One of an instance's disks: its position in the instance, size in MiB and device type."""
+
     index: int
     name: str | None
     uuid: str
@@ -68,6 +77,9 @@ class Disk:
 
 @dataclass(frozen=True)
 class Instance:
+    """An instance: its primary node by name, its NICs and disks in order, and its own parameter
+    overrides (not filled with the cluster defaults)."""
+
     name: str
     uuid: str
     primary_node: str
@@ -84,6 +96,9 @@ class Instance:
 
 @dataclass(frozen=True)
 class ClusterConfig:
+    """What snf-ganeti reads of config.data: the cluster, its nodes and instances by name, its
+    networks by uuid."""
+
     cluster_name: str
     master_node: str
     nodes: dict[str, Node]

@@ -46,6 +46,8 @@ class LogEntry(NamedTuple):
 
 @dataclass(frozen=True)
 class OpCode:
+    """One opcode of a job: its input, status, result and log, and when it started and ended."""
+
     index: int
     op_id: str
     input: dict
@@ -64,6 +66,8 @@ class OpCode:
 
 @dataclass(frozen=True)
 class Job:
+    """A job in Ganeti's queue: its opcodes and timestamps; its status is derived from theirs."""
+
     id: int
     ops: tuple[OpCode, ...]
     received_timestamp: Timestamp | None

@@ -16,6 +16,8 @@ _HOOKS_PATH = re.compile(r"^[a-z][a-z0-9-]*$")
 
 @dataclass(frozen=True)
 class HookNic:
+    """One of the instance's NICs, from the hook's ``GANETI_[POST_]INSTANCE_NIC<n>_*`` variables."""
+
     index: int
     name: str | None
     uuid: str | None
@@ -28,6 +30,9 @@ class HookNic:
 
 @dataclass(frozen=True)
 class HookEnv:
+    """What a hook is told: the hooks path and phase, the opcode, the instance, its primary node
+    before and after, its tags and its NICs."""
+
     path: str                   # instance-start, instance-migrate...
     phase: str                  # pre or post
     op_code: str | None

@@ -16,6 +16,9 @@ LEFT_NODE = ("instance-stop", "instance-remove", "instance-migrate", "instance-f
 
 @dataclass(frozen=True)
 class HookPlan:
+    """What one hook run does on this node (each part may be None): the message to publish, and
+    the instance whose taps' host state it removes."""
+
     message: object = None      # a Message to publish, or None
     cleanup: str | None = None  # the instance whose taps' host state this node removes
 

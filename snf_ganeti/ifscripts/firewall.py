@@ -30,6 +30,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Profile:
+    """A firewall profile: ordered accept rules for traffic toward the VM, and a default verdict."""
+
     name: str
     description: str
     default: str

@@ -38,6 +38,8 @@ UNSPECIFIED_SOURCE_ICMPV6 = ["nd-router-solicit", "nd-neighbor-solicit", "mld2-l
 
 @dataclass(frozen=True)
 class Chain:
+    """One chain of the ``snf_ganeti`` table of ``family``; a base chain when it has a hook."""
+
     family: str
     name: str
     rules: tuple = ()        # each rule a list of libnftables JSON expressions
@@ -53,6 +55,8 @@ class Chain:
 
 @dataclass(frozen=True)
 class Element:
+    """One verdict-map element: packets whose interface is ``key`` jump to chain ``target``."""
+
     family: str
     map: str
     key: str
@@ -61,6 +65,8 @@ class Element:
 
 @dataclass(frozen=True)
 class NicObjects:
+    """What the ruleset holds for one NIC alone: its chains and its verdict-map elements."""
+
     chains: tuple = ()
     elements: tuple = ()
 

@@ -21,6 +21,8 @@ COMMUNICATION_TAP_PREFIX = "gnt.com."
 
 @dataclass(frozen=True)
 class Network:
+    """The Ganeti network a NIC is on, from its ``NETWORK_*`` variables (NIC script and hooks)."""
+
     name: str | None
     uuid: str | None
     subnet: ipaddress.IPv4Network | None
@@ -33,6 +35,8 @@ class Network:
 
 @dataclass(frozen=True)
 class Nic:
+    """The NIC the NIC script runs for: its instance, tap, MAC, mode and link, address, network."""
+
     instance: str
     tap: str
     mac: str

@@ -30,6 +30,8 @@ class PrivateBridge:
 
 @dataclass(frozen=True)
 class Routed:
+    """What a routed NIC needs: its link's routing table and mark, and the VM's addresses."""
+
     table: int            # the link's routing table, by number
     ipv4: ipaddress.IPv4Address | None
     ipv6: ipaddress.IPv6Address | None
@@ -39,6 +41,8 @@ class Routed:
 
 @dataclass(frozen=True)
 class NicPlan:
+    """What the host should have for one NIC: bridge or routes, firewall filter, DHCP binding."""
+
     tap: str
     instance: str
     mode: str

@@ -7,6 +7,7 @@ name to ``_MODULES``; ``docs/messages.md`` is generated from these records
 (``snf-ganeti messages docs``) and the tests check it is current.
 """
 
+import functools
 import importlib
 import json
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ _MODULES = ("op_status", "network_status", "cluster_status", "heartbeat", "creat
 
 @dataclass(frozen=True)
 class MessageType:
+    """One type of message snf-ganeti publishes: routing key, description, JSON Schema, example."""
+
     name: str
     routing_key: str
     description: str
@@ -51,15 +54,25 @@ def event_time(seconds):
     return [sec, min(999999, int(round((seconds - sec) * 1e6)))]
 
 
-TYPES = tuple(importlib.import_module(f"{__name__}.{m}").TYPE for m in _MODULES)
-_BY_TYPE = {value: t for t in TYPES for value in t.types}
+@functools.cache
+def _registry():
+    """Every message type, and each by its ``type`` value: built on first use, so a command
+    that sends one type (a hook, an OS script) imports that module alone."""
+    types = tuple(importlib.import_module(f"{__name__}.{m}").TYPE for m in _MODULES)
+    return types, {value: t for t in types for value in t.types}
+
+
+def __getattr__(name):
+    if name == "TYPES":
+        return _registry()[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def type_of(body):
     """The MessageType of a message body, by its ``type`` field."""
     value = body.get("type") if isinstance(body, dict) else None
     try:
-        return _BY_TYPE[value]
+        return _registry()[1][value]
     except (KeyError, TypeError):
         raise MessageError(f"unknown message type {value!r}") from None
 
@@ -86,8 +99,8 @@ def render_docs():
            "that sees the same `message_id` twice can drop the second copy. `<prefix>` is the "
            "object name up to its first `-` (`snf-42` -> `snf`), as Synnefo routes.", "",
            "| type | routing key |", "|---|---|"]
-    out += [f"| [{t.name}](#{t.name}) | `{t.routing_key}` |" for t in TYPES]
-    for t in TYPES:
+    out += [f"| [{t.name}](#{t.name}) | `{t.routing_key}` |" for t in _registry()[0]]
+    for t in _registry()[0]:
         out += ["", f"## {t.name}", "", f"Routing key: `{t.routing_key}`", "", t.description, "",
                 "Example:", "", "```json", json.dumps(t.example, indent=2, sort_keys=True), "```", "",
                 "<details><summary>JSON Schema</summary>", "", "```json",

@@ -23,6 +23,8 @@ ORDER = ("fix_partition_table", "filesystem_resize_unmounted", "mount_image",
 
 @dataclass(frozen=True)
 class TaskInfo:
+    """What a customization task is: its snf-image name, its documentation, and when it runs."""
+
     name: str                  # snf-image's name, used in messages and EXCLUDE_TASK_<name>
     description: str
     examples: tuple = ()       # (properties or parameters, effect) pairs for the docs
@@ -33,6 +35,9 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class NetworkSettings:
+    """The network tags that mean DHCP, DHCPv6 or SLAAC, and what a lone NIC without an address
+    or network gets (from the ``osdefinition`` section)."""
+
     dhcp_tags: tuple = ("auto", "dhcp", "nfdhcpd")
     stateful_dhcpv6_tags: tuple = ("dhcpv6", "stateful_dhcpv6")
     stateless_dhcpv6_tags: tuple = ("nfdhcpd", "stateless_dhcpv6")
@@ -82,17 +87,10 @@ def excluded(ctx, info):
     return None
 
 
-ALL_EXCLUDED = "EXCLUDE_ALL_TASKS is set. All configuration tasks were prevented from running."
-
-
-def all_excluded(params):
-    return params_mod.parse_bool(params.prop("EXCLUDE_ALL_TASKS"))
-
-
 def run_all(ctx):
     """Run every task in order; the first failure is reported and raised."""
-    if all_excluded(ctx.params):
-        ctx.warn(ALL_EXCLUDED)
+    if ctx.params.all_tasks_excluded:
+        ctx.warn(params_mod.ALL_TASKS_EXCLUDED)
         return
     for module in tasks():
         info = module.TASK

@@ -22,6 +22,9 @@ _FAMILY = {"extdump": "linux", "ntfsdump": "windows"}
 
 @dataclass(frozen=True)
 class Layout:
+    """How an image lies on the disk: the header before it, its size, and the properties the
+    format implies."""
+
     header: bytes       # written at offset 0, the image follows it
     image_size: int     # bytes of image data (after conversion, for qcow2)
     properties: tuple   # implied image properties, overridden by the given ones

@@ -17,6 +17,8 @@ _MAX_LINKS = 40
 
 @dataclass(frozen=True)
 class User:
+    """A user of the image, from its own /etc/passwd: uid, gid and home inside the image."""
+
     name: str
     uid: int
     gid: int

@@ -41,6 +41,8 @@ DEFAULT_MODE = 0o440
 
 @dataclass(frozen=True)
 class PersonalityFile:
+    """A file to put in the image (an ``img_personality`` entry): path, contents, owner, mode."""
+
     path: str
     contents: bytes
     owner: str = "root"
@@ -50,6 +52,9 @@ class PersonalityFile:
 
 @dataclass(frozen=True)
 class OSParams:
+    """The checked OS parameters: the image, the root password, the merged image properties, the
+    personality files and the SSH keys."""
+
     img_id: str
     img_format: str
     passwd: str = None
@@ -61,9 +66,19 @@ class OSParams:
     def prop(self, key, default=None):
         return dict(self.properties).get(key.upper(), default)
 
+    @property
+    def all_tasks_excluded(self):
+        return parse_bool(self.prop("EXCLUDE_ALL_TASKS"))
+
+
+ALL_TASKS_EXCLUDED = ("EXCLUDE_ALL_TASKS is set. All configuration tasks were prevented from "
+                      "running.")
+
 
 @dataclass(frozen=True)
 class Disk:
+    """One of the instance's disks as the OS script is given it: ``DISK_<i>_PATH`` and ``_SIZE``."""
+
     index: int
     path: str
     size_mib: int = None
@@ -71,6 +86,8 @@ class Disk:
 
 @dataclass(frozen=True)
 class Nic:
+    """One of the instance's NICs as the OS script is given it (``NIC_<i>_*``): MAC, IP, network."""
+
     index: int
     mac: str = None
     ip: str = None
@@ -83,6 +100,9 @@ class Nic:
 
 @dataclass(frozen=True)
 class Instance:
+    """The instance an OS script works on: name, hypervisor, disks, NICs, and whether it is a
+    reinstall."""
+
     name: str
     hypervisor: str
     disks: tuple

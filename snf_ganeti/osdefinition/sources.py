@@ -18,6 +18,8 @@ SIDECAR = ".sha256"
 
 @dataclass(frozen=True)
 class Source:
+    """Where the image comes from: a file in the image store, an http(s) URL, or null (none)."""
+
     kind: str        # local, http, null
     location: str    # file path or URL ("" for null)
     img_id: str
@@ -25,6 +27,8 @@ class Source:
 
 @dataclass
 class Opened:
+    """An image opened for reading: its stream and size, and the sha256 it must have, if known."""
+
     stream: object   # binary file object, or None for null
     size: int
     sha256: str = None

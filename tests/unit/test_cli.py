@@ -139,15 +139,19 @@ def test_help_is_as_wide_as_argparse_makes_it(monkeypatch, columns, terminal):
 
 
 # What a deploy (a diskdump copy, no customization) must not import: PyYAML, as the parse
-# of a config that has not changed is cached; the rest, as only other paths use them.
+# of a config that has not changed is cached; the rest, as only other paths use them (the
+# customization's code, the other message types).
 UNUSED_BY_A_DEPLOY = ("yaml", "shutil", "subprocess", "tempfile", "typing", "ipaddress",
-                      "urllib.parse", "snf_ganeti.ifscripts.firewall")
+                      "urllib.parse", "snf_ganeti.ifscripts.firewall",
+                      "snf_ganeti.osdefinition.customize", "snf_ganeti.osdefinition.devices",
+                      "snf_ganeti.messages.op_status", "snf_ganeti.messages.heartbeat", "ctypes")
 
 
 def test_a_deploy_with_a_cached_config_imports_only_what_it_uses(tmp_path, monkeypatch):
     from snf_ganeti import config as config_mod, configcache
-    (tmp_path / "image").write_bytes(b"\x55" * 4096)
-    (tmp_path / "disk").write_bytes(b"\0" * 8192)
+    (tmp_path / "image").write_bytes(b"\x55" * 65536 + bytes(65536))  # data, then zero blocks
+    with open(tmp_path / "disk", "wb") as disk:  # a new file disk: all hole, nothing to punch
+        disk.truncate(1 << 20)
     conf, cache = tmp_path / "config.yaml", str(tmp_path / "config.cache")
     conf.write_text(f"osdefinition:\n  image_dir: {tmp_path}\n  publish_progress: false\n")
     monkeypatch.setattr(configcache, "SETTLE_SECONDS", 0.0)
@@ -166,4 +170,4 @@ def test_a_deploy_with_a_cached_config_imports_only_what_it_uses(tmp_path, monke
     proc = subprocess.run([sys.executable, "-c", code, str(conf)], capture_output=True,
                           text=True, env=env)
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr
-    assert (tmp_path / "disk").read_bytes()[:4096] == b"\x55" * 4096
+    assert (tmp_path / "disk").read_bytes() == b"\x55" * 65536 + bytes((1 << 20) - 65536)

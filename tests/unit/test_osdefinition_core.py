@@ -163,6 +163,29 @@ def test_sparse_copy_keeps_holes_and_content(tmp_path):
     assert positions == sorted(positions) and reports[-1] == (512 + (16 << 20),) * 2
 
 
+def test_zero_runs_are_punched_only_where_the_disk_holds_data(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    with open(src, "wb") as stream:
+        stream.truncate(12 << 20)
+        stream.seek(10 << 20)
+        stream.write(b"d" * 4096)
+    with open(dst, "wb") as stream:  # old data, a hole, old data (a disk used before)
+        stream.write(b"\xff" * (2 << 20))
+        stream.seek(8 << 20)
+        stream.write(b"\xff" * (4 << 20))
+    fd = os.open(dst, os.O_RDWR)
+    try:
+        assert diskwrite._reads_as_zeros(fd, 2 << 20, 8 << 20)
+        assert not diskwrite._reads_as_zeros(fd, 2 << 20, (8 << 20) + 1)
+        assert not diskwrite._reads_as_zeros(fd, 0, 1)
+        with open(src, "rb") as stream:
+            copy_mod.Copy(fd, b"", 12 << 20, lambda *a: None, 0.0).run(stream, str(src))
+        assert diskwrite._reads_as_zeros(fd, 12 << 20, 13 << 20)  # past the end: no data
+    finally:
+        os.close(fd)
+    assert dst.read_bytes() == src.read_bytes()
+
+
 def test_stream_copy_detects_truncation(tmp_path):
     import io
     fd = os.open(tmp_path / "d", os.O_RDWR | os.O_CREAT)
