@@ -28,6 +28,7 @@ def register(sub, common):
 
 
 def run(args):
+    """Ganeti's instance post hook: publish or clean up, within hooks.timeout."""
     from snf_ganeti.hooks.run import run_hook
     config = cli.load_config(args)
 
@@ -48,3 +49,7 @@ def run(args):
         return 1 if config.hooks.strict else 0
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+# Ganeti runs the hook script, which runs `snf-ganeti hook`: see cli.ganeti_args.
+GANETI_ARGV = {("hook",): {"command": "hook", "handler": run}}

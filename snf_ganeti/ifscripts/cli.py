@@ -1,5 +1,6 @@
 """``snf-ganeti ifup`` / ``ifdown``: Ganeti's KVM NIC script; its part of ``status``."""
 
+import functools
 import os
 
 from snf_ganeti import cli
@@ -14,19 +15,24 @@ def register(sub, common):
                     "(MODE, LINK, MAC, IP, TAGS, NETWORK_*): bridge or routes, firewall profile, "
                     "anti-spoofing, DHCP binding. Installed as /etc/ganeti/kvm-vif-bridge. "
                     "Whatever was tied to the tap's name before is removed first.")
-    p.set_defaults(handler=lambda args: _run(args, "ifup"))
+    p.set_defaults(handler=HANDLERS["ifup"])
     p = sub.add_parser(
         "ifdown", parents=[common], help="remove one NIC's host state",
         description="Remove everything ifup set up for the tap named by $INTERFACE (firewall, "
                     "rules, routes, neighbour proxies, DHCP binding). Works after the tap is gone. "
                     "Ganeti 3.0 never calls it; the hooks do, on stop, migrate and remove.")
-    p.set_defaults(handler=lambda args: _run(args, "ifdown"))
+    p.set_defaults(handler=HANDLERS["ifdown"])
 
 
 def _run(args, action):
     from snf_ganeti.ifscripts import apply
     getattr(apply, action)(cli.load_config(args), os.environ)
     return 0
+
+
+HANDLERS = {action: functools.partial(_run, action=action) for action in ("ifup", "ifdown")}
+# Ganeti runs /etc/ganeti/kvm-vif-bridge, which runs `snf-ganeti ifup`: see cli.ganeti_args.
+GANETI_ARGV = {("ifup",): {"command": "ifup", "handler": HANDLERS["ifup"]}}
 
 
 def status(config):

@@ -1,5 +1,6 @@
 """``snf-ganeti os ...``: the Ganeti OS scripts of the snf-image OS, and its installation."""
 
+import functools
 import os
 import sys
 
@@ -34,7 +35,7 @@ def register(sub, common):
         if name == "verify":
             s.add_argument("what", nargs="*", default=["parameters"],
                            help="what to verify (Ganeti passes 'parameters')")
-        s.set_defaults(handler=lambda args, name=name: _script(args, name))
+        s.set_defaults(handler=HANDLERS[name])
     s = scripts.add_parser(
         "install-definition", parents=[common], help="write the OS definition directory",
         description="Write ganeti_api_version, variants.list, parameters.list and the thin "
@@ -52,6 +53,7 @@ def register(sub, common):
 
 
 def _script(args, name):
+    """Run one OS script; ``name`` is Ganeti's (create, import, export, rename, verify)."""
     from snf_ganeti.osdefinition import create, diskio
     if name == "create":  # the others need no configuration
         create.create(cli.load_config(args), os.environ)
@@ -61,6 +63,19 @@ def _script(args, name):
         {"import": diskio.import_, "export": diskio.export, "rename": diskio.rename}[name](
             os.environ)
     return 0
+
+
+HANDLERS = {name: functools.partial(_script, name=name) for name in SCRIPT_HELP}
+
+
+def _ganeti_run(name, **fields):
+    return {"command": "os", "script": name, "handler": HANDLERS[name], **fields}
+
+
+# The argv of Ganeti's calls (the definition's scripts pass theirs on): see cli.ganeti_args.
+GANETI_ARGV = {("os", "create"): _ganeti_run("create"), ("os", "import"): _ganeti_run("import"),
+               ("os", "export"): _ganeti_run("export"), ("os", "rename"): _ganeti_run("rename"),
+               ("os", "verify", "parameters"): _ganeti_run("verify", what=["parameters"])}
 
 
 def _install(args):

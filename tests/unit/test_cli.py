@@ -115,6 +115,20 @@ def test_run_waits_for_a_thread_still_working():
     assert proc.returncode == 7 and proc.stdout == "done\n"
 
 
+def test_the_command_runs_with_the_collector_the_launcher_disabled_enabled_again():
+    code = ("import gc, sys; gc.disable(); from snf_ganeti import cli\n"
+            "cli.main = lambda: print(gc.isenabled()) or 0; cli.run()")
+    assert _run(code).stdout == "True\n"
+
+
+def test_the_launcher_runs_the_command():
+    # Its own path, without site, is tested on the installed package (tests/system).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    proc = subprocess.run([os.path.join(root, "debian", "scripts", "snf-ganeti"), "--version"],
+                          capture_output=True, text=True, env={**_env(), "PYTHONPATH": root})
+    assert proc.returncode == 0 and proc.stdout.startswith("snf-ganeti "), proc.stderr
+
+
 @pytest.mark.parametrize("columns, terminal", [
     ("60", None), ("132", None), ("0", None), ("x", None), (None, None), (None, 100),
     ("70", 100)])
@@ -171,3 +185,32 @@ def test_a_deploy_with_a_cached_config_imports_only_what_it_uses(tmp_path, monke
                           text=True, env=env)
     assert proc.stdout.splitlines()[-1] == "0 []", proc.stderr
     assert (tmp_path / "disk").read_bytes() == b"\x55" * 65536 + bytes((1 << 20) - 65536)
+
+
+GANETI_RUNS = [("os", "create"), ("os", "import"), ("os", "export"), ("os", "rename"),
+               ("os", "verify", "parameters"), ("ifup",), ("hook",)]
+
+
+def test_every_argv_ganeti_runs_is_dispatched_without_argparse():
+    listed = {argv for part in cli.parts() for argv in getattr(part, "GANETI_ARGV", {})}
+    assert listed == set(GANETI_RUNS)
+
+
+@pytest.mark.parametrize("argv", GANETI_RUNS, ids=" ".join)
+def test_what_ganeti_runs_gets_the_arguments_argparse_would_give(argv):
+    assert vars(cli.ganeti_args(list(argv))) == vars(cli.build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["os", "create", "--help"], ["-v", "ifup"], ["os"],
+                                  ["ifdown"], ["os", "verify", "other"], []])
+def test_anything_else_goes_through_argparse(argv):
+    assert cli.ganeti_args(argv) is None
+
+
+def test_a_ganeti_run_imports_no_argparse():
+    code = ("import sys; from snf_ganeti import cli\n"
+            "cli.main(['os', 'rename'])\n"
+            "print('argparse' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1]
+    assert out == "False"
