@@ -14,9 +14,15 @@ def left_as_found():
     try:
         yield
     finally:
-        with contextlib.suppress(OSError):
-            if not had_cache:
-                os.unlink(pathutils.CONFIG_CACHE)
-        with contextlib.suppress(OSError):
-            if not had_dir:
-                os.rmdir(pathutils.RUN_DIR)  # only if empty: anything else there is not ours
+        discard(cache=not had_cache, directory=not had_dir)
+
+
+def discard(cache=True, directory=True):
+    """Remove the parse cache, and its directory if that is then empty (anything else there
+    is not the cache's)."""
+    with contextlib.suppress(OSError):
+        if cache:
+            os.unlink(pathutils.CONFIG_CACHE)
+    with contextlib.suppress(OSError):
+        if directory:
+            os.rmdir(pathutils.RUN_DIR)

@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from tests.support import config_cache
 from tests.support.package_story import (PACKAGE, Daemon, apt_get, build_deb,
                                          check_installed, configure, run, story)
 from tests.system.test_ifscripts_system import outside  # noqa: F401 (fixture)
@@ -69,6 +70,9 @@ def test_installed_package_runs_the_whole_story_and_purge_leaves_nothing(
         tmp_path):
     assert run("dpkg-query", "-W", PACKAGE, check=False).returncode != 0, "already installed"
     assert not os.path.lexists("/etc/ganeti/kvm-vif-bridge"), "an operator's NIC script"
+    # Not installed, so a parse cache there is one the source tree's commands left (a hook
+    # Ganeti ran late for an earlier test); the package's purge would rightly remove it.
+    config_cache.discard()
     before, tables = snapshot(), run("nft", "list", "tables").stdout
     daemons = []
     try:
@@ -88,8 +92,9 @@ def test_installed_package_runs_the_whole_story_and_purge_leaves_nothing(
         rules = link_rules()
         for family in ("-4", "-6"):
             run("ip", family, "rule", "del", *ROUTED_RULE, check=False)
-    left = [path for path in unexplained(before, snapshot())
-            if not owned_by_another_package(path)]
+    after = snapshot()
+    left = [f"{path} (before: {before.get(path)}, after: {after.get(path)})"
+            for path in unexplained(before, after) if not owned_by_another_package(path)]
     assert left == [], "purge left these behind"
     assert run("nft", "list", "tables").stdout == tables, "the package left nft tables"
     assert rules == "", "purge left a routed link's policy rule"
