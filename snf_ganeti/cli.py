@@ -101,7 +101,7 @@ def run():
     Ganeti runs. Output and logs are flushed first; a process with a thread still working
     exits the normal way, which waits for it.
     """
-    gc.enable()  # the launcher disables it while the command's modules load
+    gc.enable()  # the launcher disables it while snf_ganeti.cli and its imports load
     status = main()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()
            if t is not threading.main_thread()):

@@ -310,8 +310,7 @@ SECTIONS = {
 Config = dataclasses.make_dataclass(
     "Config",
     [(name, cls, field(default_factory=cls)) for name, cls in SECTIONS.items()],
-    frozen=True)
-Config.__doc__ = "The whole configuration: one attribute per section."
+    frozen=True, namespace={"__doc__": "The whole configuration: one attribute per section."})
 
 
 def config_path(explicit=None, environ=os.environ):
