@@ -68,12 +68,13 @@ def ganeti_args(argv):
     """The parsed arguments of an argv that Ganeti itself runs (an OS script, the NIC script,
     a hook), or None. These are dispatched without argparse, whose import and parser (with
     gettext's locale lookups) cost 3.5 ms of every such run. Each part lists its own in
-    ``GANETI_ARGV``; a test checks argparse parses every one of them to the same."""
+    ``GANETI_ARGV`` (argv: its arguments but the command); a test checks argparse parses
+    every one of them to the same."""
     part = COMMANDS.get(argv[0]) if argv else None
     if part is None:
         return None
     fields = getattr(importlib.import_module(part), "GANETI_ARGV", {}).get(tuple(argv))
-    return None if fields is None else types.SimpleNamespace(**fields)
+    return None if fields is None else types.SimpleNamespace(command=argv[0], **fields)
 
 
 def main(argv=None):

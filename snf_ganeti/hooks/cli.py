@@ -52,4 +52,4 @@ def run(args):
 
 
 # Ganeti runs the hook script, which runs `snf-ganeti hook`: see cli.ganeti_args.
-GANETI_ARGV = {("hook",): {"command": "hook", "handler": run}}
+GANETI_ARGV = {("hook",): {"handler": run}}

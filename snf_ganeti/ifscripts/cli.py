@@ -32,7 +32,7 @@ def _run(args, action):
 
 HANDLERS = {action: functools.partial(_run, action=action) for action in ("ifup", "ifdown")}
 # Ganeti runs /etc/ganeti/kvm-vif-bridge, which runs `snf-ganeti ifup`: see cli.ganeti_args.
-GANETI_ARGV = {("ifup",): {"command": "ifup", "handler": HANDLERS["ifup"]}}
+GANETI_ARGV = {("ifup",): {"handler": HANDLERS["ifup"]}}
 
 
 def status(config):

@@ -99,8 +99,9 @@ def render_docs():
            "that sees the same `message_id` twice can drop the second copy. `<prefix>` is the "
            "object name up to its first `-` (`snf-42` -> `snf`), as Synnefo routes.", "",
            "| type | routing key |", "|---|---|"]
-    out += [f"| [{t.name}](#{t.name}) | `{t.routing_key}` |" for t in _registry()[0]]
-    for t in _registry()[0]:
+    types = _registry()[0]
+    out += [f"| [{t.name}](#{t.name}) | `{t.routing_key}` |" for t in types]
+    for t in types:
         out += ["", f"## {t.name}", "", f"Routing key: `{t.routing_key}`", "", t.description, "",
                 "Example:", "", "```json", json.dumps(t.example, indent=2, sort_keys=True), "```", "",
                 "<details><summary>JSON Schema</summary>", "", "```json",

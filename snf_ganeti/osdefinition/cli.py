@@ -69,7 +69,7 @@ HANDLERS = {name: functools.partial(_script, name=name) for name in SCRIPT_HELP}
 
 
 def _ganeti_run(name, **fields):
-    return {"command": "os", "script": name, "handler": HANDLERS[name], **fields}
+    return {"script": name, "handler": HANDLERS[name], **fields}
 
 
 # The argv of Ganeti's calls (the definition's scripts pass theirs on): see cli.ganeti_args.

@@ -6,7 +6,8 @@ snf-image's ``dd oflag=direct``: the image does not pass through the node's
 page cache, which would evict what the running instances have there, and the
 disk's bandwidth is used while the copy goes on. Zero runs are punched with
 fallocate(PUNCH_HOLE): a file disk stays sparse, a block device gets a discard
-that reads back as zeros.
+that reads back as zeros; on a disk with no data at all (a new file disk) there
+is nothing to punch.
 """
 
 import errno
@@ -103,7 +104,8 @@ def _reopen_direct(fd):
 
 
 class Writer:
-    """Writes data and punches zero runs, coalescing adjacent runs into one call.
+    """Writes data and punches zero runs (unless the disk held no data at all), coalescing
+    adjacent runs into one call.
 
     Data from a source file on the same XFS or btrfs filesystem is cloned (its extents
     shared: instant, no space used until the instance writes there). Otherwise aligned
@@ -118,6 +120,10 @@ class Writer:
         self.direct_fd = _reopen_direct(fd) if direct else None
         self._hole_start = self._hole_end = 0
         self._clean_to = 0  # writeback was started for everything before this offset
+        # A disk with no data at all (a new file disk) needs no zero run punched: writes
+        # only move forward, so a run never covers data written here. Asked once, before
+        # any write: on some filesystems (OpenZFS) SEEK_DATA on a dirty file waits for a sync.
+        self._blank = _reads_as_zeros(fd, 0, disk_size(fd))
 
     def __enter__(self):
         return self
@@ -207,7 +213,7 @@ class Writer:
 
     def _flush_hole(self):
         start, end = self._hole_start, self._hole_end
-        if end > start and not _reads_as_zeros(self.fd, start, end):
+        if end > start and not self._blank:
             code = _punch(self.fd, start, end - start)
             if code and code not in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL):
                 raise DiskError(f"cannot zero disk range: {os.strerror(code)}")

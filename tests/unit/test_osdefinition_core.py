@@ -163,7 +163,7 @@ def test_sparse_copy_keeps_holes_and_content(tmp_path):
     assert positions == sorted(positions) and reports[-1] == (512 + (16 << 20),) * 2
 
 
-def test_zero_runs_are_punched_only_where_the_disk_holds_data(tmp_path):
+def test_a_used_disk_gets_its_zero_runs_punched_even_over_its_holes(tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     with open(src, "wb") as stream:
         stream.truncate(12 << 20)
@@ -184,6 +184,26 @@ def test_zero_runs_are_punched_only_where_the_disk_holds_data(tmp_path):
     finally:
         os.close(fd)
     assert dst.read_bytes() == src.read_bytes()
+
+
+def test_a_disk_without_data_gets_no_punch(tmp_path, monkeypatch):
+    punched = []
+    monkeypatch.setattr(diskwrite, "_punch", lambda fd, offset, length: punched.append(offset))
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    with open(src, "wb") as stream:
+        stream.truncate(12 << 20)
+        stream.seek(10 << 20)
+        stream.write(b"d" * 4096)
+    with open(dst, "wb") as stream:  # a new file disk: all hole
+        stream.truncate(16 << 20)
+    fd = os.open(dst, os.O_RDWR)
+    try:
+        with open(src, "rb") as stream:
+            copy_mod.Copy(fd, b"", 12 << 20, lambda *a: None, 0.0).run(stream, str(src))
+    finally:
+        os.close(fd)
+    assert punched == []
+    assert dst.read_bytes()[:12 << 20] == src.read_bytes()
 
 
 def test_stream_copy_detects_truncation(tmp_path):
