@@ -1,7 +1,9 @@
 """The snf-ganeti command line: every subcommand reachable, each part imported only when used."""
 
 import argparse
+import ast
 import os
+import shutil
 import subprocess
 import sys
 
@@ -129,6 +131,30 @@ def test_the_launcher_runs_the_command():
     assert proc.returncode == 0 and proc.stdout.startswith("snf-ganeti "), proc.stderr
 
 
+def test_the_launcher_path_is_debians_without_its_own_directory(tmp_path):
+    # A stand-in snf_ganeti.cli prints the path the launcher built. One beside the launcher
+    # (as if /usr/bin held a module) must not be the one imported: -P.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    launcher = tmp_path / "bin" / "snf-ganeti"
+    launcher.parent.mkdir()
+    shutil.copy(os.path.join(root, "debian", "scripts", "snf-ganeti"), launcher)
+    for where, body in ((tmp_path / "bin", "raise SystemExit('imported from beside the launcher')"),
+                        (tmp_path / "lib", "import sys\ndef run(): print(repr(sys.path))")):
+        (where / "snf_ganeti").mkdir(parents=True)
+        (where / "snf_ganeti" / "__init__.py").write_text("")
+        (where / "snf_ganeti" / "cli.py").write_text(body)
+    proc = subprocess.run([str(launcher)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "lib")})
+    assert proc.returncode == 0, proc.stderr
+    path = ast.literal_eval(proc.stdout)
+    python = launcher.read_text().split()[0][2:]  # its #!: Debian's python3
+    site = ast.literal_eval(subprocess.run(
+        [python, "-c", "import site; print(repr(site.getsitepackages()))"],
+        capture_output=True, text=True, check=True).stdout)
+    assert [p for p in path if p in site] == site
+    assert str(tmp_path / "bin") not in path
+
+
 @pytest.mark.parametrize("columns, terminal", [
     ("60", None), ("132", None), ("0", None), ("x", None), (None, None), (None, 100),
     ("70", 100)])
@@ -153,12 +179,12 @@ def test_help_is_as_wide_as_argparse_makes_it(monkeypatch, columns, terminal):
 
 
 # What a deploy (a diskdump copy, no customization) must not import: PyYAML, as the parse
-# of a config that has not changed is cached; the rest, as only other paths use them (the
-# customization's code, the other message types).
+# of a config that has not changed is cached; the messages, as this deploy relays no progress
+# to AMQP; the rest, as only other paths use them (the customization's code).
 UNUSED_BY_A_DEPLOY = ("yaml", "shutil", "subprocess", "tempfile", "typing", "ipaddress",
                       "urllib.parse", "snf_ganeti.ifscripts.firewall",
                       "snf_ganeti.osdefinition.customize", "snf_ganeti.osdefinition.devices",
-                      "snf_ganeti.messages.op_status", "snf_ganeti.messages.heartbeat", "ctypes")
+                      "snf_ganeti.messages", "ctypes")
 
 
 def test_a_deploy_with_a_cached_config_imports_only_what_it_uses(tmp_path, monkeypatch):
