@@ -3,7 +3,8 @@
 The image is read in 4 MiB chunks: from a local file only its data extents
 (holes found with SEEK_DATA/SEEK_HOLE without reading them), from a stream
 (http, stdin) all of it. Zero blocks become holes, data runs are written by a
-``diskwrite.Writer``. Progress is reported every ``interval`` seconds and once
+``diskwrite.Writer`` in a ``pipeline.Pipeline``: the disk writes one chunk while
+the next is read, checked for zero blocks and hashed. Progress is reported every ``interval`` seconds and once
 at the end, where position == total.
 """
 
@@ -15,6 +16,7 @@ import time
 
 from snf_ganeti.errors import ImageError
 from snf_ganeti.osdefinition.diskwrite import CHUNK, ZERO_CHUNK, Writer, aligned_buffer, shift
+from snf_ganeti.osdefinition.pipeline import HELD, Pipeline
 
 BLOCK = 64 << 10
 
@@ -24,22 +26,31 @@ def put(writer, offset, view, source_offset=None):
 
     ``source_offset``: where ``view`` is in the writer's source file, if it is one.
     """
+    write_runs(writer, offset, view, runs(view), source_offset)
+
+
+def runs(view):
+    """``view``'s runs of data blocks and of zero blocks, as (start, end, is_data)."""
     if _is_zero(view):
-        writer.zero(offset, len(view))
-        return
-    data_start = None
+        return [(0, len(view), False)]
+    found = []
     for start in range(0, len(view), BLOCK):
-        block = view[start:start + BLOCK]
-        if _is_zero(block):
-            if data_start is not None:
-                writer.data(offset + data_start, view[data_start:start],
-                            shift(source_offset, data_start))
-                data_start = None
-            writer.zero(offset + start, len(block))
-        elif data_start is None:
-            data_start = start
-    if data_start is not None:
-        writer.data(offset + data_start, view[data_start:], shift(source_offset, data_start))
+        end = min(start + BLOCK, len(view))
+        is_data = not _is_zero(view[start:end])
+        if found and found[-1][2] == is_data:
+            found[-1] = (found[-1][0], end, is_data)
+        else:
+            found.append((start, end, is_data))
+    return found
+
+
+def write_runs(writer, offset, view, found, source_offset=None):
+    """Write the ``runs`` of ``view`` at ``offset``: the data ones as data, the rest as holes."""
+    for start, end, is_data in found:
+        if is_data:
+            writer.data(offset + start, view[start:end], shift(source_offset, start))
+        else:
+            writer.zero(offset + start, end - start)
 
 
 def _is_zero(view):
@@ -67,6 +78,22 @@ def _extents(fd, size):
         offset = hole
 
 
+@contextlib.contextmanager
+def _mapping(fd, size):
+    """The first ``size`` bytes of the file ``fd``, mapped read-only, as a memoryview."""
+    mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+    mapped.madvise(mmap.MADV_SEQUENTIAL)
+    view = memoryview(mapped)
+    try:
+        yield view
+    finally:
+        view.release()
+        # After a failed write its traceback still holds the chunk being written: the
+        # mapping then goes when that is freed, and the failure is what gets reported.
+        with contextlib.suppress(BufferError):
+            mapped.close()
+
+
 class Copy:
     """One copy of ``header`` + ``size`` image bytes onto ``fd``, reporting to ``progress``."""
 
@@ -76,7 +103,6 @@ class Copy:
         self.progress, self.interval, self.clock = progress, interval, clock
         self.expected = sha256
         self.hash = _sha256() if sha256 else None
-        self.writer = None
         self.done = 0
         self._reported_at = None
 
@@ -84,15 +110,15 @@ class Copy:
         """Copy from ``stream`` (or the local file ``path``); raise on short or long input."""
         self.progress(0, self.total)
         self._reported_at = self.clock()
-        with Writer(self.fd, stream.fileno() if path is not None else None) as self.writer:
+        with Writer(self.fd, stream.fileno() if path is not None else None) as writer:
             if self.header:
-                self.writer.data(0, memoryview(self.header))
+                writer.data(0, memoryview(self.header))
                 self._advance(len(self.header))
             if path is not None:
-                self._from_file(stream.fileno())
+                self._from_file(writer, stream.fileno())
             elif stream is not None:
-                self._from_stream(stream)
-            self.writer.finish()
+                self._from_stream(writer, stream)
+            writer.finish()
         self._check_hash()
         self.progress(self.done, self.total)
 
@@ -103,20 +129,25 @@ class Copy:
             self._reported_at = now
             self.progress(self.done, self.total)
 
-    def _from_stream(self, stream):
-        view = memoryview(aligned_buffer())
-        copied = 0
-        while copied < self.size:
-            n = read_full(stream, view[:min(CHUNK, self.size - copied)])
-            if n == 0:
-                raise ImageError(f"image is truncated: it ended after {copied} of "
-                                 f"{self.size} bytes")
-            self._take(len(self.header) + copied, view[:n])
-            copied += n
+    def _from_stream(self, writer, stream):
+        # A buffer is read into again only once the pipeline no longer holds its chunk.
+        buffers = [memoryview(aligned_buffer()) for _ in range(HELD + 1)]
+        copied = chunks = 0
+        with Pipeline() as writes:
+            while copied < self.size:
+                view = buffers[chunks % len(buffers)]
+                chunks += 1
+                n = read_full(stream, view[:min(CHUNK, self.size - copied)])
+                if n == 0:
+                    raise ImageError(f"image is truncated: it ended after {copied} of "
+                                     f"{self.size} bytes")
+                self._take(writes, writer, len(self.header) + copied, view[:n])
+                copied += n
+            writes.wait()
         if stream.read(1):
             raise ImageError(f"image is longer than its announced size of {self.size} bytes")
 
-    def _from_file(self, fd):
+    def _from_file(self, writer, fd):
         # Data extents are read through a mapping of the page cache: one copy fewer than
         # read()+write(), and holes are skipped without being read at all.
         base = len(self.header)
@@ -124,25 +155,26 @@ class Copy:
             raise ImageError(f"image file shrank to {os.fstat(fd).st_size} bytes while "
                              f"being copied (expected {self.size})")
         with contextlib.ExitStack() as stack:
-            mapped = stack.enter_context(mmap.mmap(fd, self.size, prot=mmap.PROT_READ)) \
-                if self.size else None
-            if mapped is not None:
-                mapped.madvise(mmap.MADV_SEQUENTIAL)
-            view = stack.enter_context(memoryview(mapped)) if mapped is not None else None
+            view = stack.enter_context(_mapping(fd, self.size)) if self.size else None
+            writes = stack.enter_context(Pipeline())  # left first: no write after the unmap
             for offset, length, is_data in _extents(fd, self.size):
                 if not is_data:
-                    self.writer.zero(base + offset, length)
+                    writes.call(writer.zero, base + offset, length)
                     self._hash_zeros(length)
                     self._advance(length)
                     continue
                 for start in range(offset, offset + length, CHUNK):
                     end = min(start + CHUNK, offset + length)
-                    self._take(base + start, view[start:end], start)
+                    self._take(writes, writer, base + start, view[start:end], start)
+            writes.wait()
 
-    def _take(self, offset, view, source_offset=None):
+    def _take(self, writes, writer, offset, view, source_offset=None):
+        # Zero blocks are found and the hash updated here, while the disk writes the
+        # previous chunk.
+        found = runs(view)
         if self.hash:
             self.hash.update(view)
-        put(self.writer, offset, view, source_offset)
+        writes.call(write_runs, writer, offset, view, found, source_offset)
         self._advance(len(view))
 
     def _hash_zeros(self, length):

@@ -1,0 +1,99 @@
+"""The copy's pipeline: the disk writes one chunk while the next is read, checked and hashed."""
+
+import io
+import os
+import threading
+import time
+
+import pytest
+
+from snf_ganeti.errors import DiskError
+from snf_ganeti.osdefinition import copy as copy_mod
+from snf_ganeti.osdefinition import diskwrite
+from snf_ganeti.osdefinition.diskwrite import CHUNK
+from snf_ganeti.osdefinition.pipeline import Pipeline
+
+pytestmark = pytest.mark.unit
+
+
+def _threads():
+    return {t for t in threading.enumerate() if t.name == "disk-writer"}
+
+
+def test_calls_run_in_order_in_one_other_thread():
+    ran = []
+    with Pipeline() as writes:
+        for i in range(20):
+            writes.call(lambda i: (time.sleep(0.001 * (i % 3)),
+                                   ran.append((i, threading.current_thread().name))), i)
+        writes.wait()
+        assert ran == [(i, "disk-writer") for i in range(20)]
+    assert not _threads()
+
+
+def test_a_failure_is_raised_in_the_caller_and_the_calls_after_it_are_skipped():
+    ran, go = [], threading.Event()
+
+    def fail():
+        go.wait()
+        raise DiskError("cannot zero disk range: No space left on device")
+    writes = Pipeline()
+    writes.call(fail)
+    writes.call(ran.append, 1)  # given before the failure: skipped
+    go.set()
+    with pytest.raises(DiskError, match="No space left"):
+        writes.wait()
+    with pytest.raises(DiskError, match="No space left"):
+        writes.call(ran.append, 2)  # given after: refused
+    writes.close()
+    assert ran == [] and not _threads()
+
+
+def test_leaving_it_waits_for_the_calls_given_and_raises_nothing_of_its_own():
+    ran = []
+    with pytest.raises(ValueError, match="the caller's"):
+        with Pipeline() as writes:
+            writes.call(lambda: (time.sleep(0.1), ran.append("written")))
+            raise ValueError("the caller's")
+    assert ran == ["written"] and not _threads()  # nothing runs after the caller sees it
+
+
+class SlowWriter(diskwrite.Writer):
+    """A disk slower than the reader: the pipeline is full when a buffer comes round again."""
+
+    def data(self, offset, view, source_offset=None):
+        time.sleep(0.02)
+        super().data(offset, view, source_offset)
+
+
+def test_a_stream_buffer_is_read_into_again_only_once_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(copy_mod, "Writer", SlowWriter)
+    image = b"".join(bytes([i + 1]) * CHUNK for i in range(7)) + b"tail"
+    fd = os.open(tmp_path / "disk", os.O_RDWR | os.O_CREAT)
+    try:
+        copy_mod.Copy(fd, b"", len(image), lambda *a: None, 1.0).run(io.BytesIO(image))
+    finally:
+        os.close(fd)
+    assert (tmp_path / "disk").read_bytes() == image
+
+
+def test_a_write_failing_midway_fails_the_copy_and_nothing_is_written_after(tmp_path,
+                                                                          monkeypatch):
+    written = []
+
+    class FailingWriter(diskwrite.Writer):
+        def data(self, offset, view, source_offset=None):
+            if offset == CHUNK:
+                raise DiskError("the disk ended at 4194304 bytes while being written")
+            written.append(offset)
+            super().data(offset, view, source_offset)
+    monkeypatch.setattr(copy_mod, "Writer", FailingWriter)
+    image = tmp_path / "image"
+    image.write_bytes(os.urandom(CHUNK) * 6)
+    fd = os.open(tmp_path / "disk", os.O_RDWR | os.O_CREAT)
+    try:
+        with open(image, "rb") as stream, pytest.raises(DiskError, match="ended at 4194304"):
+            copy_mod.Copy(fd, b"", 6 * CHUNK, lambda *a: None, 1.0).run(stream, str(image))
+    finally:
+        os.close(fd)
+    assert written == [0] and not _threads()
