@@ -49,13 +49,55 @@ def test_a_failure_is_raised_in_the_caller_and_the_calls_after_it_are_skipped():
     assert ran == [] and not _threads()
 
 
-def test_leaving_it_waits_for_the_calls_given_and_raises_nothing_of_its_own():
-    ran = []
+def test_leaving_on_an_error_lets_the_call_under_way_end_and_skips_the_queued_ones():
+    ran, started, go = [], threading.Event(), threading.Event()
+    threading.Timer(0.1, go.set).start()
     with pytest.raises(ValueError, match="the caller's"):
         with Pipeline() as writes:
-            writes.call(lambda: (time.sleep(0.1), ran.append("written")))
+            writes.call(lambda: (started.set(), go.wait(), ran.append("under way")))
+            writes.call(ran.append, "queued")
+            started.wait()
             raise ValueError("the caller's")
-    assert ran == ["written"] and not _threads()  # nothing runs after the caller sees it
+    assert ran == ["under way"] and not _threads()  # and nothing runs after leaving
+
+
+def test_a_failure_the_caller_has_not_seen_is_raised_on_leaving():
+    failed = threading.Event()
+
+    def fail():
+        try:
+            raise DiskError("cannot zero disk range: Input/output error")
+        finally:
+            failed.set()
+    with pytest.raises(DiskError, match="Input/output error"):
+        with Pipeline() as writes:
+            writes.call(fail)
+    with pytest.raises(DiskError, match="Input/output error") as raised:
+        with Pipeline() as writes:
+            failed.clear()
+            writes.call(fail)
+            failed.wait()
+            raise ValueError("met by the caller after it")
+    assert isinstance(raised.value.__context__, ValueError)
+
+
+def test_an_interrupt_while_leaving_still_waits_for_the_thread(monkeypatch):
+    # A second Ctrl-C while the pipeline drains: no write may happen once the caller goes
+    # on (to wipe and close the disk). The interrupt is a fault a test cannot send safely.
+    ran, go = [], threading.Event()
+    writes = Pipeline()
+    writes.call(go.wait)
+    writes.call(ran.append, "queued")
+    join = writes._thread.join
+
+    def interrupted(*args):
+        monkeypatch.setattr(writes._thread, "join", join)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(writes._thread, "join", interrupted)
+    threading.Timer(0.1, go.set).start()
+    with pytest.raises(KeyboardInterrupt):
+        writes.close()
+    assert not _threads()
 
 
 class SlowWriter(diskwrite.Writer):
@@ -97,3 +139,20 @@ def test_a_write_failing_midway_fails_the_copy_and_nothing_is_written_after(tmp_
     finally:
         os.close(fd)
     assert written == [0] and not _threads()
+
+
+def test_a_failing_last_write_of_a_stream_fails_the_copy(tmp_path, monkeypatch):
+    class LastWriteFails(diskwrite.Writer):
+        def data(self, offset, view, source_offset=None):
+            if offset == 2 * CHUNK:
+                raise DiskError("the disk ended at 8388608 bytes while being written")
+            super().data(offset, view, source_offset)
+    monkeypatch.setattr(copy_mod, "Writer", LastWriteFails)
+    image = b"x" * (2 * CHUNK + 4096)
+    fd = os.open(tmp_path / "disk", os.O_RDWR | os.O_CREAT)
+    try:
+        with pytest.raises(DiskError, match="ended at 8388608"):
+            copy_mod.Copy(fd, b"", len(image), lambda *a: None, 1.0).run(io.BytesIO(image))
+    finally:
+        os.close(fd)
+    assert not _threads()
