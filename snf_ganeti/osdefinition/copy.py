@@ -4,12 +4,13 @@ The image is read in 4 MiB chunks: from a local file only its data extents
 (holes found with SEEK_DATA/SEEK_HOLE without reading them), from a stream
 (http, stdin) all of it. Zero blocks become holes, data runs are written by a
 ``diskwrite.Writer`` in a ``pipeline.Pipeline``: the disk writes one chunk while
-the next is read, checked for zero blocks and hashed. Progress is reported every ``interval`` seconds and once
-at the end, where position == total.
+the next is read, checked for zero blocks and hashed. Progress is reported every
+``interval`` seconds and once at the end, where position == total.
 """
 
 import contextlib
 import errno
+import itertools
 import mmap
 import os
 import time
@@ -19,14 +20,6 @@ from snf_ganeti.osdefinition.diskwrite import CHUNK, ZERO_CHUNK, Writer, aligned
 from snf_ganeti.osdefinition.pipeline import HELD, Pipeline
 
 BLOCK = 64 << 10
-
-
-def put(writer, offset, view, source_offset=None):
-    """Write ``view`` at ``offset``: runs of data blocks in one write, zero blocks as holes.
-
-    ``source_offset``: where ``view`` is in the writer's source file, if it is one.
-    """
-    write_runs(writer, offset, view, runs(view), source_offset)
 
 
 def runs(view):
@@ -45,7 +38,8 @@ def runs(view):
 
 
 def write_runs(writer, offset, view, found, source_offset=None):
-    """Write the ``runs`` of ``view`` at ``offset``: the data ones as data, the rest as holes."""
+    """Write ``view`` at ``offset`` by ``found``, its ``runs``: data runs in one write each,
+    zero runs as holes. ``source_offset``: where ``view`` is in the writer's source file."""
     for start, end, is_data in found:
         if is_data:
             writer.data(offset + start, view[start:end], shift(source_offset, start))
@@ -130,20 +124,15 @@ class Copy:
             self.progress(self.done, self.total)
 
     def _from_stream(self, writer, stream):
-        # A buffer is read into again only once the pipeline no longer holds its chunk.
-        buffers = [memoryview(aligned_buffer()) for _ in range(HELD + 1)]
-        copied = chunks = 0
+        copied = 0
         with Pipeline() as writes:
-            while copied < self.size:
-                view = buffers[chunks % len(buffers)]
-                chunks += 1
-                n = read_full(stream, view[:min(CHUNK, self.size - copied)])
-                if n == 0:
-                    raise ImageError(f"image is truncated: it ended after {copied} of "
-                                     f"{self.size} bytes")
-                self._take(writes, writer, len(self.header) + copied, view[:n])
-                copied += n
+            for offset, view in stream_chunks(stream, self.size):
+                self._take(writes, writer, len(self.header) + offset, view)
+                copied = offset + len(view)
             writes.wait()
+        if copied < self.size:
+            raise ImageError(f"image is truncated: it ended after {copied} of "
+                             f"{self.size} bytes")
         if stream.read(1):
             raise ImageError(f"image is longer than its announced size of {self.size} bytes")
 
@@ -169,12 +158,9 @@ class Copy:
             writes.wait()
 
     def _take(self, writes, writer, offset, view, source_offset=None):
-        # Zero blocks are found and the hash updated here, while the disk writes the
-        # previous chunk.
-        found = runs(view)
-        if self.hash:
+        if self.hash:  # here, while the disk writes the previous chunk
             self.hash.update(view)
-        writes.call(write_runs, writer, offset, view, found, source_offset)
+        hand_over(writes, writer, offset, view, source_offset)
         self._advance(len(view))
 
     def _hash_zeros(self, length):
@@ -188,6 +174,28 @@ class Copy:
         if self.hash and self.hash.hexdigest() != self.expected.lower():
             raise ImageError(f"image checksum mismatch: sha256 is {self.hash.hexdigest()}, "
                              f"expected {self.expected.lower()}")
+
+
+def hand_over(writes, writer, offset, view, source_offset=None):
+    """Have the pipeline ``writes`` put ``view`` at ``offset``; its zero blocks are found
+    here, while the disk writes what was handed over before."""
+    writes.call(write_runs, writer, offset, view, runs(view), source_offset)
+
+
+def stream_chunks(stream, limit):
+    """(offset, view) for what ``stream`` holds, a chunk at a time, up to ``limit`` bytes.
+
+    A view's buffer is read into again only after HELD more views: by then a pipeline
+    no longer holds it."""
+    buffers = [memoryview(aligned_buffer()) for _ in range(HELD + 1)]
+    offset = 0
+    for count in itertools.count():
+        view = buffers[count % len(buffers)][:min(CHUNK, limit - offset)]
+        n = read_full(stream, view) if view else 0
+        if not n:
+            return
+        yield offset, view[:n]
+        offset += n
 
 
 def _sha256():

@@ -8,6 +8,7 @@ from snf_ganeti.errors import DiskError, EnvVarError, InvalidOSParameter
 from snf_ganeti.osdefinition import copy as copy_mod
 from snf_ganeti.osdefinition import diskwrite
 from snf_ganeti.osdefinition import params
+from snf_ganeti.osdefinition.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 VARIANTS = ("default",)
@@ -56,19 +57,17 @@ def import_(environ, stream=None):
     fd = diskwrite.open_disk(_device(environ, "import"))
     try:
         capacity = diskwrite.disk_size(fd)
-        buf = memoryview(diskwrite.aligned_buffer())
-        offset = 0
+        imported = 0
         with diskwrite.Writer(fd) as writer:
-            while True:
-                n = copy_mod.read_full(stream, buf)
-                if not n:
-                    break
-                if offset + n > capacity:
-                    raise DiskError(f"imported data exceeds the disk's {capacity} bytes")
-                copy_mod.put(writer, offset, buf[:n])
-                offset += n
+            with Pipeline() as writes:
+                for offset, view in copy_mod.stream_chunks(stream, capacity):
+                    copy_mod.hand_over(writes, writer, offset, view)
+                    imported = offset + len(view)
+                writes.wait()
+            if stream.read(1):
+                raise DiskError(f"imported data exceeds the disk's {capacity} bytes")
             writer.finish()
-        log.info("imported %d bytes", offset)
+        log.info("imported %d bytes", imported)
     finally:
         os.close(fd)
 

@@ -128,7 +128,8 @@ def test_buffered_copy_when_direct_io_is_unavailable(tmp_path):
     fd = os.open(disk, os.O_RDWR)
     try:
         with open(image, "rb") as stream, diskwrite.Writer(fd, stream.fileno(), direct=False) as w:
-            copy_mod.put(w, 0, memoryview(stream.read()), 0)
+            view = memoryview(stream.read())
+            copy_mod.write_runs(w, 0, view, copy_mod.runs(view), 0)
             w.finish()
     finally:
         os.close(fd)

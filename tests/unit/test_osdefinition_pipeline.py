@@ -156,3 +156,18 @@ def test_a_failing_last_write_of_a_stream_fails_the_copy(tmp_path, monkeypatch):
     finally:
         os.close(fd)
     assert not _threads()
+
+
+def test_import_writes_the_stream_through_the_pipeline_and_refuses_more_than_the_disk(
+        tmp_path, monkeypatch):
+    from snf_ganeti.osdefinition import diskio
+    monkeypatch.setattr(diskwrite, "Writer", SlowWriter)
+    data = b"".join(bytes([i + 1]) * CHUNK for i in range(4)) + bytes(CHUNK) + b"end"
+    disk = tmp_path / "disk"
+    disk.write_bytes(b"\xff" * len(data))  # old data: the zero chunk must not keep it
+    diskio.import_({"OS_API_VERSION": "20", "IMPORT_DEVICE": str(disk)}, io.BytesIO(data))
+    assert disk.read_bytes() == data and not _threads()
+    with pytest.raises(DiskError, match=f"exceeds the disk's {len(data)} bytes"):
+        diskio.import_({"OS_API_VERSION": "20", "IMPORT_DEVICE": str(disk)},
+                       io.BytesIO(data + b"!"))
+    assert not _threads()
