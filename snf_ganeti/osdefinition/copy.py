@@ -124,15 +124,13 @@ class Copy:
             self.progress(self.done, self.total)
 
     def _from_stream(self, writer, stream):
-        copied = 0
         with Pipeline() as writes:
             for offset, view in stream_chunks(stream, self.size):
                 self._take(writes, writer, len(self.header) + offset, view)
-                copied = offset + len(view)
             writes.wait()
-        if copied < self.size:
-            raise ImageError(f"image is truncated: it ended after {copied} of "
-                             f"{self.size} bytes")
+        if self.done < self.total:
+            raise ImageError(f"image is truncated: it ended after "
+                             f"{self.done - len(self.header)} of {self.size} bytes")
         if stream.read(1):
             raise ImageError(f"image is longer than its announced size of {self.size} bytes")
 

@@ -108,53 +108,48 @@ class SlowWriter(diskwrite.Writer):
         super().data(offset, view, source_offset)
 
 
+def _copy(disk, size, stream, path=None):
+    fd = os.open(disk, os.O_RDWR | os.O_CREAT)
+    try:
+        copy_mod.Copy(fd, b"", size, lambda *a: None, 1.0).run(stream, path)
+    finally:
+        os.close(fd)
+
+
+def _writer_failing_at(failing, written):
+    """A Writer whose data write at offset ``failing`` fails; the others go to ``written``."""
+    class FailingWriter(diskwrite.Writer):
+        def data(self, offset, view, source_offset=None):
+            if offset == failing:
+                raise DiskError(f"the disk ended at {offset} bytes while being written")
+            written.append(offset)
+            super().data(offset, view, source_offset)
+    return FailingWriter
+
+
 def test_a_stream_buffer_is_read_into_again_only_once_written(tmp_path, monkeypatch):
     monkeypatch.setattr(copy_mod, "Writer", SlowWriter)
     image = b"".join(bytes([i + 1]) * CHUNK for i in range(7)) + b"tail"
-    fd = os.open(tmp_path / "disk", os.O_RDWR | os.O_CREAT)
-    try:
-        copy_mod.Copy(fd, b"", len(image), lambda *a: None, 1.0).run(io.BytesIO(image))
-    finally:
-        os.close(fd)
+    _copy(tmp_path / "disk", len(image), io.BytesIO(image))
     assert (tmp_path / "disk").read_bytes() == image
 
 
 def test_a_write_failing_midway_fails_the_copy_and_nothing_is_written_after(tmp_path,
                                                                           monkeypatch):
     written = []
-
-    class FailingWriter(diskwrite.Writer):
-        def data(self, offset, view, source_offset=None):
-            if offset == CHUNK:
-                raise DiskError("the disk ended at 4194304 bytes while being written")
-            written.append(offset)
-            super().data(offset, view, source_offset)
-    monkeypatch.setattr(copy_mod, "Writer", FailingWriter)
+    monkeypatch.setattr(copy_mod, "Writer", _writer_failing_at(CHUNK, written))
     image = tmp_path / "image"
     image.write_bytes(os.urandom(CHUNK) * 6)
-    fd = os.open(tmp_path / "disk", os.O_RDWR | os.O_CREAT)
-    try:
-        with open(image, "rb") as stream, pytest.raises(DiskError, match="ended at 4194304"):
-            copy_mod.Copy(fd, b"", 6 * CHUNK, lambda *a: None, 1.0).run(stream, str(image))
-    finally:
-        os.close(fd)
+    with open(image, "rb") as stream, pytest.raises(DiskError, match="ended at 4194304"):
+        _copy(tmp_path / "disk", 6 * CHUNK, stream, str(image))
     assert written == [0] and not _threads()
 
 
 def test_a_failing_last_write_of_a_stream_fails_the_copy(tmp_path, monkeypatch):
-    class LastWriteFails(diskwrite.Writer):
-        def data(self, offset, view, source_offset=None):
-            if offset == 2 * CHUNK:
-                raise DiskError("the disk ended at 8388608 bytes while being written")
-            super().data(offset, view, source_offset)
-    monkeypatch.setattr(copy_mod, "Writer", LastWriteFails)
+    monkeypatch.setattr(copy_mod, "Writer", _writer_failing_at(2 * CHUNK, []))
     image = b"x" * (2 * CHUNK + 4096)
-    fd = os.open(tmp_path / "disk", os.O_RDWR | os.O_CREAT)
-    try:
-        with pytest.raises(DiskError, match="ended at 8388608"):
-            copy_mod.Copy(fd, b"", len(image), lambda *a: None, 1.0).run(io.BytesIO(image))
-    finally:
-        os.close(fd)
+    with pytest.raises(DiskError, match="ended at 8388608"):
+        _copy(tmp_path / "disk", len(image), io.BytesIO(image))
     assert not _threads()
 
 
