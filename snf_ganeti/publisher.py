@@ -39,6 +39,21 @@ def new_message_id():
     return f"{random.getrandbits(128):032x}"
 
 
+def _wake(connection):
+    """End the ``process_data_events`` under way as soon as the callback calling this returns.
+
+    pika ends it before its time limit only for a BlockingChannel's deliveries or a
+    connection event; confirms reach the underlying channel's callbacks, which are
+    neither, so each wait for one lasted the whole limit (50 ms, twice for every
+    short-lived publish). A timer due now is a connection event.
+    """
+    connection.call_later(0, _nothing)
+
+
+def _nothing():
+    pass
+
+
 def envelope_for(routing_key, body, message_id=None, created=None):
     """The envelope of one message; ``body`` is a JSON-serialisable dict."""
     return Envelope(message_id or new_message_id(), routing_key,
@@ -92,7 +107,7 @@ class _Remover:
 
     def __init__(self, spool):
         self._spool = spool
-        self._names = queue.SimpleQueue()
+        self._names = queue.Queue()
         self.pending = set()
         self._thread = None
 
@@ -106,12 +121,14 @@ class _Remover:
     def _run(self):
         while True:
             name = self._names.get()
-            self._spool.remove(name)
-            self.pending.discard(name)
+            try:
+                self._spool.remove(name)
+            finally:
+                self.pending.discard(name)
+                self._names.task_done()
 
     def wait(self):
-        while self.pending:
-            time.sleep(0.001)
+        self._names.join()
 
 
 class Publisher:
@@ -280,13 +297,19 @@ class Publisher:
         # BlockingChannel.confirm_delivery() would wait for each confirm; going
         # through the underlying channel lets confirms arrive asynchronously.
         selected = []
+
+        def on_selected(frame):
+            selected.append(frame)
+            _wake(connection)
+
         channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
-                                       callback=selected.append)
+                                       callback=on_selected)
         deadline = self._clock() + self.amqp.connect_timeout
         while not selected:
-            if self._clock() > deadline:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
                 raise pika.exceptions.AMQPConnectionError("confirm.select timed out")
-            connection.process_data_events(time_limit=0.05)
+            connection.process_data_events(time_limit=remaining)
 
     def _relist(self):
         self._listed_at = self._clock()
@@ -326,6 +349,8 @@ class Publisher:
         return sent
 
     def _on_confirm(self, frame):
+        if self._connection is not None:  # None: frames read while closing
+            _wake(self._connection)
         method = frame.method
         if isinstance(method, pika.spec.Basic.Nack):
             # The broker could not take them: start over on a new connection
