@@ -102,7 +102,8 @@ class _Remover:
 
     An unlink costs as much as the fsync of a new entry on some disks; doing
     it here keeps it out of ``publish()``. Until deleted, a name stays in
-    ``pending`` so that a re-listing of the spool does not send it again.
+    ``pending`` so that a re-listing of the spool does not send it again; one
+    that cannot be deleted stays there (the next process sends it once more).
     """
 
     def __init__(self, spool):
@@ -123,8 +124,10 @@ class _Remover:
             name = self._names.get()
             try:
                 self._spool.remove(name)
-            finally:
                 self.pending.discard(name)
+            except OSError as err:  # stays pending: this process will not send it again
+                log.warning("cannot remove confirmed spool entry %s: %s", name, err.strerror)
+            finally:
                 self._names.task_done()
 
     def wait(self):

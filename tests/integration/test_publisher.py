@@ -10,7 +10,8 @@ import pika
 import pytest
 
 from snf_ganeti.config import AmqpConfig
-from snf_ganeti.publisher import Publisher, envelope_for, publish_once
+from snf_ganeti.publisher import Publisher, _Remover, envelope_for, publish_once
+from snf_ganeti.spool import Spool
 from tests.support.procs import cli, reap, spawn, wait_line
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,26 @@ def test_each_wait_ends_when_what_it_waits_for_arrives(amqp_config, consumer):
     assert time.monotonic() - started < 30.0  # not one wait ran out (liveness, not speed)
     publisher.close()
     assert len(consumer.drain(expect=200)) == 200
+
+
+def test_a_confirmed_entry_that_cannot_be_removed_is_not_waited_for(tmp_path, caplog):
+    """An immutable spool directory (a real EPERM, even for root): the remover logs it, goes
+    on with the next entry, and keeps the name pending so it is not sent again."""
+    spool = Spool(str(tmp_path / "spool"))
+    names = [spool.put([envelope_for("a.b", {"n": n})]) for n in range(2)]
+    remover = _Remover(spool)
+    subprocess.run(["chattr", "+i", spool.directory], check=True)
+    try:
+        for name in names:
+            remover.remove(name)
+            remover.wait()
+    finally:
+        subprocess.run(["chattr", "-i", spool.directory], check=True)
+    assert remover.pending == set(names) and spool.entries() == names
+    assert f"cannot remove confirmed spool entry {names[1]}: Operation not permitted" in caplog.text
+    remover.remove(names[0])
+    remover.wait()
+    assert spool.entries() == names[1:] and remover.pending == {names[1]}
 
 
 @pytest.mark.parametrize("hard", [False, True], ids=["broker-stopped", "broker-killed"])
