@@ -30,26 +30,28 @@ def garp_frames(mac, ip):
     return result
 
 
-def na_frame(mac, source, target):
+def na_frames(mac, target):
     """An unsolicited neighbour advertisement (override) for ``target`` to all nodes."""
-    return frames.icmp6(mac, frames.multicast_mac(frames.ALL_NODES), source, frames.ALL_NODES,
-                        ND_NEIGHBOR_ADVERT, frames.na_body(0x20, target, mac))
+    return [frames.icmp6(mac, frames.multicast_mac(frames.ALL_NODES), frames.link_local(mac),
+                         frames.ALL_NODES, ND_NEIGHBOR_ADVERT, frames.na_body(0x20, target, mac))]
 
 
-def send(device, frame_list):
-    """Write raw frames on ``device``; failures are logged, never fatal."""
+def send(announcements):
+    """Write each (device, frames) on its device; failures are logged, never fatal.
+
+    One packet socket for all of them: closing one waits for an RCU grace period (8 to
+    16 ms here), and every routed ifup announces on IPv4 and IPv6.
+    """
+    if not announcements:
+        return
     try:
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-            sock.bind((device, 0))
-            for frame in frame_list:
-                sock.send(frame)
+            for device, frame_list in announcements:
+                try:
+                    for frame in frame_list:
+                        sock.sendto(frame, (device, 0))
+                except OSError as err:
+                    log.warning("could not announce on %s: %s", device, err.strerror)
     except OSError as err:
-        log.warning("could not announce on %s: %s", device, err.strerror)
-
-
-def gratuitous_arp(device, mac, ip):
-    send(device, garp_frames(mac, ip))
-
-
-def unsolicited_na(device, mac, address):
-    send(device, [na_frame(mac, frames.link_local(mac), address)])
+        log.warning("could not announce on %s: %s",
+                    ", ".join(device for device, _ in announcements), err.strerror)
