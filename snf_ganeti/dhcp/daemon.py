@@ -26,6 +26,7 @@ from snf_ganeti.dhcp.answer import Link
 from snf_ganeti.dhcp.binding import parse_binding
 from snf_ganeti.dhcp.table import BindingTable
 from snf_ganeti.errors import BindingError, SnfGanetiError
+from snf_ganeti.ganeti.ssconf import this_node
 from snf_ganeti.messages import lease_event
 from snf_ganeti.publisher import new_message_id
 from snf_ganeti.spool import Envelope
@@ -47,7 +48,7 @@ class Dhcpd:
     def __init__(self, config, publisher, clock=time.time):
         self.config, self.dhcp = config, config.dhcp
         self.publisher, self.clock = publisher, clock
-        self.node = config.eventd.node_name or socket.getfqdn()
+        self.node = this_node(config.eventd.node_name)
         self.table = BindingTable()
         self.duid = ipv6.server_duid(_machine_id())
         self.stats = collections.Counter()

@@ -7,7 +7,6 @@ systemd watchdog all run from :meth:`Eventd.run`'s loop.
 import json
 import logging
 import os
-import socket
 import time
 
 import pyinotify
@@ -19,7 +18,7 @@ from snf_ganeti.eventd import plan
 from snf_ganeti.eventd.instances import ConfigDataCache
 from snf_ganeti.eventd.state import PublishedState
 from snf_ganeti.ganeti import jobs
-from snf_ganeti.ganeti.ssconf import Ssconf
+from snf_ganeti.ganeti.ssconf import Ssconf, this_node
 from snf_ganeti.messages import heartbeat
 
 log = logging.getLogger("snf-ganeti.eventd")
@@ -32,10 +31,6 @@ _QUEUE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CLOSE_WRITE
 _ARCHIVE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CREATE
 
 
-def node_name(configured):
-    return configured or socket.getfqdn()
-
-
 class Eventd:
     def __init__(self, config, publisher, clock=time.time):
         self.config = config
@@ -44,7 +39,7 @@ class Eventd:
         self.queue_dir = config.ganeti.job_queue_dir
         self.ssconf = Ssconf(config.ganeti.data_dir)
         self.instances = ConfigDataCache(pathutils.ganeti_config_data(config.ganeti.data_dir))
-        self.node = node_name(config.eventd.node_name)
+        self.node = this_node(config.eventd.node_name)
         os.makedirs(config.eventd.state_dir, mode=0o750, exist_ok=True)
         self.state = PublishedState.load(os.path.join(config.eventd.state_dir, STATE_FILE))
         self.stats = {"node": self.node, "pid": os.getpid(), "master": None, "jobs_seen": 0,

@@ -5,6 +5,7 @@ Ganeti replaces these files atomically, so a fresh read is always consistent.
 """
 
 import re
+import socket
 
 from snf_ganeti import pathutils
 from snf_ganeti.errors import SsconfError
@@ -13,6 +14,12 @@ _KEY_RE = re.compile(r"[a-z0-9_]+")
 
 # Ganeti's own reader refuses larger files (lib/ssconf.py _MAX_SIZE).
 _MAX_SIZE = 128 * 1024
+
+
+def this_node(configured=""):
+    """This node's name as Ganeti knows it: ``configured`` (``eventd.node_name``) when set,
+    else the host's FQDN, which is how Ganeti names its nodes."""
+    return configured or socket.getfqdn()
 
 
 class Ssconf:

@@ -1,9 +1,9 @@
 """Apply a HookPlan: the edge where a hook touches the host and the broker."""
 
 import logging
-import socket
 import time
 
+from snf_ganeti.ganeti.ssconf import this_node
 from snf_ganeti.hooks.env import parse_hook_env
 from snf_ganeti.hooks.plan import plan_hook
 from snf_ganeti.publisher import publish_once
@@ -14,7 +14,7 @@ log = logging.getLogger("snf-ganeti.hook")
 def run_hook(config, environ, clock=time.time):
     """Do what ``environ`` (a Ganeti hook's) asks of this node; returns the plan done."""
     env = parse_hook_env(environ)
-    node = config.eventd.node_name or socket.getfqdn()
+    node = this_node(config.eventd.node_name)
     plan = plan_hook(env, node, clock())
     if plan.cleanup:
         from snf_ganeti.ifscripts import apply

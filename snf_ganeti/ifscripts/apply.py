@@ -10,11 +10,11 @@ import fcntl
 import json
 import logging
 import os
-import socket
 import time
 
 from snf_ganeti import pathutils
 from snf_ganeti.errors import SnfGanetiError
+from snf_ganeti.ganeti.ssconf import this_node
 from snf_ganeti.ifscripts import nic as nic_mod
 from snf_ganeti.ifscripts.firewall import parse_profiles
 from snf_ganeti.ifscripts.host import Host
@@ -197,8 +197,9 @@ def _leave_links(host, store, tap):
 
 
 def _publish(config, action, state):
-    fields = {"action": action, "node": socket.getfqdn(), "instance": state["instance"],
-              "tap": state["tap"], "index": state.get("index"), "mac": state["mac"],
+    fields = {"action": action, "node": this_node(config.eventd.node_name),
+              "instance": state["instance"], "tap": state["tap"], "index": state.get("index"),
+              "mac": state["mac"],
               "ip": state.get("ipv4"), "ipv6": state.get("ipv6"), "mode": state["mode"],
               "link": state.get("link"), "network": state.get("network"),
               "firewall": state.get("profile")}

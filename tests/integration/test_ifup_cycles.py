@@ -6,6 +6,7 @@ import sys
 import pytest
 import yaml
 
+from snf_ganeti.spool import Spool
 from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.integration
@@ -68,3 +69,23 @@ def test_bad_input_changes_nothing(node, change, variable):
     assert f"{variable}: " in result.stderr.strip().splitlines()[-1]
     (after,) = drive(node, "listing")
     assert without_action(after) == without_action(baseline)
+
+
+def test_nic_event_names_the_node_as_configured(node, tmp_path):
+    """The CLI as Ganeti runs it, its broker unreachable: the message waits in the spool,
+    naming the node as eventd.node_name says (as eventd, hooks and dhcpd do), not the FQDN."""
+    hv, config = node
+    settings = yaml.safe_load(open(config))
+    settings["amqp"]["urls"] = ["amqp://guest:guest@127.0.0.1:1/"]
+    settings["eventd"] = {"node_name": "gnt7.example.test"}
+    with open(config, "w") as stream:
+        yaml.safe_dump(settings, stream)
+    hv.run("env", f"PYTHONPATH={ROOT}", *[f"{k}={v}" for k, v in ENV.items()],
+           sys.executable, "-m", "snf_ganeti.cli", "--config", config, "ifup", timeout=120)
+    drive(node, "down")
+    spool = Spool(settings["amqp"]["spool_dir"])
+    (entry,) = spool.entries()
+    (envelope,) = spool.read(entry)
+    body = json.loads(envelope.body)
+    assert body["type"] == "snf-nic-event" and body["tap"] == "tap0"
+    assert body["node"] == "gnt7.example.test"
