@@ -224,7 +224,9 @@ class Publisher:
         while True:
             if not self.pump(wait=0.05):
                 return False
-            if self._connection is not None:
+            # Listed again only once all it knew of is confirmed: each pass now ends at a
+            # confirm, and a backlog of thousands of entries is not to be listed per batch.
+            if self._connection is not None and not self._queue and not self._inflight:
                 self._relist()
                 if not self._queue and not self._inflight:
                     self._remover.wait()

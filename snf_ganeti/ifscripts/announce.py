@@ -36,22 +36,30 @@ def na_frames(mac, target):
                          frames.ALL_NODES, ND_NEIGHBOR_ADVERT, frames.na_body(0x20, target, mac))]
 
 
-def send(announcements):
-    """Write each (device, frames) on its device; failures are logged, never fatal.
+class Announcer:
+    """Writes frames on devices; failures are logged, never fatal. A context manager.
 
-    One packet socket for all of them: closing one waits for an RCU grace period (8 to
-    16 ms here), and every routed ifup announces on IPv4 and IPv6.
+    One packet socket for all of an ifup's announcements: closing one waits for an RCU
+    grace period (8 to 16 ms here), and a routed ifup announces on IPv4 and IPv6.
     """
-    if not announcements:
-        return
-    try:
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-            for device, frame_list in announcements:
-                try:
-                    for frame in frame_list:
-                        sock.sendto(frame, (device, 0))
-                except OSError as err:
-                    log.warning("could not announce on %s: %s", device, err.strerror)
-    except OSError as err:
-        log.warning("could not announce on %s: %s",
-                    ", ".join(device for device, _ in announcements), err.strerror)
+
+    def __enter__(self):
+        try:
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        except OSError as err:
+            log.warning("could not announce: %s", err.strerror)
+            self._sock = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._sock is not None:
+            self._sock.close()
+
+    def send(self, device, frame_list):
+        if self._sock is None:
+            return
+        try:
+            for frame in frame_list:
+                self._sock.sendto(frame, (device, 0))
+        except OSError as err:
+            log.warning("could not announce on %s: %s", device, err.strerror)

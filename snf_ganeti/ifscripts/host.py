@@ -99,19 +99,19 @@ class Host:
             self._call(self.ipr.route, "replace", dst=f"{address}/{length}", oif=tap, table=table,
                        proto="static")
             state["routes"].append(f"{address}/{length}")
-        announcements = []
-        uplink = self.uplink(table, socket.AF_INET) if routed.ipv4 else None
-        if uplink:
-            announcements.append((uplink, announce.garp_frames(self.mac_of(uplink), routed.ipv4)))
-        if routed.ipv6 is not None:
-            uplink6 = self.uplink(table, socket.AF_INET6)
-            if uplink6:
-                self._call(self.ipr.neigh, "add", dst=str(routed.ipv6), ifindex=self.index(uplink6),
-                           flags=ndmsg.NTF_PROXY, family=socket.AF_INET6)
-                announcements.append((uplink6, announce.na_frames(self.mac_of(uplink6),
-                                                                  routed.ipv6)))
-                state["proxy_ndp"] = {"address": str(routed.ipv6), "dev": uplink6}
-        announce.send(announcements)
+        with announce.Announcer() as announcer:
+            uplink = self.uplink(table, socket.AF_INET) if routed.ipv4 else None
+            if uplink:
+                announcer.send(uplink, announce.garp_frames(self.mac_of(uplink), routed.ipv4))
+            if routed.ipv6 is not None:
+                uplink6 = self.uplink(table, socket.AF_INET6)
+                if uplink6:
+                    self._call(self.ipr.neigh, "add", dst=str(routed.ipv6),
+                               ifindex=self.index(uplink6), flags=ndmsg.NTF_PROXY,
+                               family=socket.AF_INET6)
+                    announcer.send(uplink6, announce.na_frames(self.mac_of(uplink6),
+                                                               routed.ipv6))
+                    state["proxy_ndp"] = {"address": str(routed.ipv6), "dev": uplink6}
         return state
 
     def uplink(self, table, family):

@@ -75,7 +75,8 @@ def test_nic_event_names_the_node_as_configured(node, tmp_path):
     """The CLI as Ganeti runs it, its broker unreachable: the message waits in the spool,
     naming the node as eventd.node_name says (as eventd, hooks and dhcpd do), not the FQDN."""
     hv, config = node
-    settings = yaml.safe_load(open(config))
+    with open(config) as stream:
+        settings = yaml.safe_load(stream)
     settings["amqp"]["urls"] = ["amqp://guest:guest@127.0.0.1:1/"]
     settings["eventd"] = {"node_name": "gnt7.example.test"}
     with open(config, "w") as stream:
