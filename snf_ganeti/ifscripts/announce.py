@@ -39,16 +39,15 @@ def na_frames(mac, target):
 class Announcer:
     """Writes frames on devices; failures are logged, never fatal. A context manager.
 
-    One packet socket for all of an ifup's announcements: closing one waits for an RCU
-    grace period (8 to 16 ms here), and a routed ifup announces on IPv4 and IPv6.
+    One packet socket for all of an ifup's announcements, opened by the first: closing
+    one waits for an RCU grace period (8 to 16 ms here), and a routed ifup announces on
+    IPv4 and IPv6.
     """
 
+    def __init__(self):
+        self._sock = None
+
     def __enter__(self):
-        try:
-            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        except OSError as err:
-            log.warning("could not announce: %s", err.strerror)
-            self._sock = None
         return self
 
     def __exit__(self, *exc):
@@ -56,9 +55,9 @@ class Announcer:
             self._sock.close()
 
     def send(self, device, frame_list):
-        if self._sock is None:
-            return
         try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
             for frame in frame_list:
                 self._sock.sendto(frame, (device, 0))
         except OSError as err:

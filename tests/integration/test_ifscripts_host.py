@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from snf_ganeti.config import NetworkConfig
+from snf_ganeti.ifscripts import announce
 from snf_ganeti.ifscripts.host import port_request
 from snf_ganeti.ifscripts.plan import PrivateBridge
 from tests.support.procs import ROOT
@@ -120,6 +122,22 @@ def test_routed_nic_announces_itself_on_the_uplink(routed):
     assert f"arp-request 192.0.2.10 {uplink_mac}" in seen
     assert f"arp-reply 192.0.2.10 {uplink_mac}" in seen
     assert f"na {EUI64} {uplink_mac}" in seen
+
+
+def test_an_announcement_that_fails_is_logged_and_the_next_still_goes_out(caplog):
+    """A device gone meanwhile (ENODEV) costs its own announcement only; the other one goes
+    out on the same socket (here on loopback: no traffic leaves the host)."""
+    frames = announce.garp_frames("aa:00:00:11:22:33", "192.0.2.10")
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806)) as capture:
+        capture.bind(("lo", 0))
+        capture.settimeout(5)
+        with announce.Announcer() as announcer:
+            announcer.send("snft-gone0", frames)
+            announcer.send("lo", frames)
+        seen = [capture.recv(2048) for _ in frames]
+    assert seen == frames
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["could not announce on snft-gone0: No such device"]
 
 
 CAPTURE = """
