@@ -16,7 +16,7 @@ _KEY_RE = re.compile(r"[a-z0-9_]+")
 _MAX_SIZE = 128 * 1024
 
 
-def this_node(configured=""):
+def this_node(configured):
     """This node's name as Ganeti knows it: ``configured`` (``eventd.node_name``) when set,
     else the host's FQDN, which is how Ganeti names its nodes."""
     return configured or socket.getfqdn()

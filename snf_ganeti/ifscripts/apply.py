@@ -199,9 +199,8 @@ def _leave_links(host, store, tap):
 def _publish(config, action, state):
     fields = {"action": action, "node": this_node(config.eventd.node_name),
               "instance": state["instance"], "tap": state["tap"], "index": state.get("index"),
-              "mac": state["mac"],
-              "ip": state.get("ipv4"), "ipv6": state.get("ipv6"), "mode": state["mode"],
-              "link": state.get("link"), "network": state.get("network"),
+              "mac": state["mac"], "ip": state.get("ipv4"), "ipv6": state.get("ipv6"),
+              "mode": state["mode"], "link": state.get("link"), "network": state.get("network"),
               "firewall": state.get("profile")}
     message = nic_event.build(fields, time.time())
     publish_once(config.amqp, message.routing_key, message.body, message.message_id,
