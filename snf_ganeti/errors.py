@@ -69,6 +69,11 @@ class BrokerError(SnfGanetiError):
     """No AMQP broker could be reached (credentials are never included)."""
 
 
+class HostError(SnfGanetiError):
+    """The node refused a change to a NIC's links, rules, routes or proxies (one line naming
+    the object and the kernel's answer)."""
+
+
 class OSDefinitionError(SnfGanetiError):
     """The OS definition (``snf-ganeti os``) cannot deploy or customize an image.
 

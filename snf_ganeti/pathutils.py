@@ -39,6 +39,7 @@ def ganeti_config_data(data_dir):
     return os.path.join(data_dir, "config.data")
 
 RT_TABLES = "/etc/iproute2/rt_tables"
+IP = "/bin/ip"  # iproute2's
 PROC_SYS_NET = "/proc/sys/net"
 
 

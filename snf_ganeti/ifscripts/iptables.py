@@ -27,11 +27,8 @@ import fcntl
 import shutil
 import subprocess
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from snf_ganeti.errors import one_line
-from snf_ganeti.ifscripts import iftree
+from snf_ganeti.errors import HostError, one_line
+from snf_ganeti.ifscripts import iftree, iproute
 from snf_ganeti.ifscripts import iptables_render as r
 from snf_ganeti.ifscripts import l2_render as l2
 from snf_ganeti.ifscripts.iptc_rules import build_rule, rule_tap, rule_text
@@ -197,37 +194,32 @@ class IptablesBackend:
                 if r.is_managed_group(group):
                     self._set_group(name, 0, only_managed=True)
 
-    # --- netdev groups (pyroute2) --------------------------------------------------------
+    # --- netdev groups (ip) -------------------------------------------------------------
 
-    def _links(self):
+    @staticmethod
+    def _links():
         """{link name: netdev group} of the links in this namespace."""
         try:
-            with IPRoute() as ipr:
-                return {link.get_attr("IFLA_IFNAME"): link.get_attr("IFLA_GROUP")
-                        for link in ipr.get_links()}
-        except (NetlinkError, OSError) as err:
-            raise FirewallError(f"iptables: cannot list the links: {one_line(err)}") from None
+            return {link["ifname"]: int(link["group"]) for link in
+                    iproute.show("-Numeric", "link", "show")}
+        except HostError as err:
+            raise FirewallError(f"iptables: cannot list the links: {err}") from None
 
-    def _set_group(self, tap, group, only_managed=False):
+    @staticmethod
+    def _set_group(tap, group, only_managed=False):
         """Put ``tap`` in netdev group ``group`` if it exists (a group goes with its
         link); with ``only_managed``, only if it is in one of our groups now."""
         try:
-            with IPRoute() as ipr:
-                found = ipr.link_lookup(ifname=tap)
-                if not found:
-                    return
-                current = ipr.get_links(found[0])[0].get_attr("IFLA_GROUP")
-                if current == group or (only_managed and not r.is_managed_group(current)):
-                    return
-                ipr.link("set", index=found[0], group=group)
-        except NetlinkError as err:
-            if err.code == 19:   # ENODEV: the tap went away meanwhile, and its group with it
+            found = iproute.show("-Numeric", "link", "show", "dev", tap)
+            if not found:
                 return
-            raise FirewallError(f"iptables {tap}: cannot set its netdev group: "
-                                f"{one_line(err)}") from None
-        except OSError as err:
-            raise FirewallError(f"iptables {tap}: cannot set its netdev group: "
-                                f"{one_line(err)}") from None
+            current = int(found[0]["group"])
+            if current == group or (only_managed and not r.is_managed_group(current)):
+                return
+            # A tap gone meanwhile took its group with it.
+            iproute.run("link", "set", "dev", tap, "group", str(group), ok=iproute.MISSING)
+        except HostError as err:
+            raise FirewallError(f"iptables {tap}: cannot set its netdev group: {err}") from None
 
     # --- iptables through python-iptables ------------------------------------------------
 
