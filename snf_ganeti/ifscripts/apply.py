@@ -131,9 +131,11 @@ def ifup(config, environ, publish=True):
             state.update(table=plan.routed.table, mark=plan.routed.mark)
             store.join_link(plan.routed.mark, plan.routed.table, plan.tap)
         try:
-            state = host.setup(plan)
+            # The filter first: on a live migration the instance already runs, and its
+            # packets would otherwise pass unfiltered until the firewall caught up.
             backend.setup(profiles)
             backend.apply(plan.tap, plan.filter)
+            state = host.setup(plan)
             if plan.binding is not None:
                 store.write_binding(plan.tap, plan.binding)
             state.update(instance=nic.instance, mac=nic.mac, profile=plan.filter.profile,

@@ -54,6 +54,41 @@ def test_ifup_twice_equals_once_and_new_mac_equals_fresh(node):
     assert reused == fresh and new_mac in fresh["firewall"] and "11:22:33" not in fresh["firewall"]
 
 
+# iproute2's ip, except that the first time it plumbs the host side of a NIC (a routed
+# NIC's link and routes go in one batch, a bridged one joins its bridge with "master"), the
+# firewall's listing at that moment is saved. ip runs with no PATH of its own.
+PROBE = """#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+case " $* " in
+    *" -batch "*|*" master "*) [ -e {out} ] || env PYTHONPATH={root} {python} \\
+        -m tests.support.ifup_driver {config} listing > {out} ;;
+esac
+exec ip "$@"
+"""
+
+
+def test_the_firewall_is_in_place_before_the_nic_is_plumbed(node, tmp_path):
+    """On a live migration the instance runs before Ganeti runs ifup on the new node: its
+    first packet that the host routes or bridges must meet its filter already."""
+    hv, config = node
+    probe, seen = tmp_path / "ip-probe", tmp_path / "firewall-when-plumbed.json"
+    probe.write_text(PROBE.format(out=seen, root=ROOT, python=sys.executable, config=config))
+    probe.chmod(0o755)
+    (up,) = drive(node, "up", env={**ENV, "SNF_TEST_IP": probe})
+    (when_plumbed,) = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert "tap0" in up["firewall"] and when_plumbed["firewall"] == up["firewall"]
+
+
+def test_a_nic_the_host_refuses_leaves_no_filter_behind(node):
+    """The filter goes in first; when the host side then fails, it comes out again."""
+    (baseline,) = drive(node, "cycles:1")  # the firewall's skeleton, as any ifup leaves it
+    result = drive(node, "up", env={**ENV, "MODE": "bridged", "LINK": "nobr"}, check=False)
+    assert result.returncode != 0
+    assert "LINK: bridge 'nobr' does not exist" in result.stderr.strip().splitlines()[-1]
+    (after,) = drive(node, "listing")
+    assert without_action(after) == without_action(baseline)
+
+
 def test_500_up_down_cycles_leave_nothing_behind(node):
     baseline, after = map(without_action, drive(node, "cycles:1", "cycles:500"))
     assert after == baseline

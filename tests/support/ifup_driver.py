@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from snf_ganeti import config as config_mod
+from snf_ganeti import config as config_mod, pathutils
 from snf_ganeti.ifscripts import apply
 
 
@@ -28,6 +28,7 @@ def snapshot(config):
 
 def main(config_path, *actions):
     config = config_mod.load(config_path)
+    pathutils.IP = os.environ.get("SNF_TEST_IP", pathutils.IP)  # a test's probe around ip
     for action in actions:
         if action == "up":
             apply.ifup(config, os.environ, publish=False)
