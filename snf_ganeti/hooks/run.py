@@ -19,7 +19,7 @@ def run_hook(config, environ, clock=time.time):
     if plan.cleanup:
         from snf_ganeti.ifscripts import apply
         for tap in taps_of(config, plan.cleanup):
-            apply.ifdown(config, {"INTERFACE": tap}, instance=plan.cleanup)
+            apply.ifdown(config, {"INTERFACE": tap}, instance=plan.cleanup, node=node)
     if plan.message is not None:
         message = plan.message
         publish_once(config.amqp, message.routing_key, message.body, message.message_id,

@@ -157,10 +157,11 @@ def ifup(config, environ, publish=True):
     return state
 
 
-def ifdown(config, environ, publish=True, instance=None):
+def ifdown(config, environ, publish=True, instance=None, node=None):
     """Remove everything tied to the tap named by INTERFACE; fine if the tap is gone. With
     ``instance``, only if the tap is still that instance's (a hook read it before the lock:
-    meanwhile the tap name may have been reused by another instance's ifup)."""
+    meanwhile the tap name may have been reused by another instance's ifup). ``node``: this
+    node's name, where the caller has it already (a hook cleaning up many taps)."""
     tap = nic_mod.parse_tap(environ)
     store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
     with store.locked(), Host(config.network) as host:
@@ -171,7 +172,7 @@ def ifdown(config, environ, publish=True, instance=None):
         _down(host, firewall_backend(config), store, tap, state)
     log.info("%s down", tap)
     if publish and state:
-        _publish(config, "down", state)
+        _publish(config, "down", state, node)
     return state
 
 
@@ -198,8 +199,8 @@ def _leave_links(host, store, tap):
         store.leave_link(mark, table, tap)
 
 
-def _publish(config, action, state):
-    fields = {"action": action, "node": this_node(config.eventd.node_name),
+def _publish(config, action, state, node=None):
+    fields = {"action": action, "node": node or this_node(config.eventd.node_name),
               "instance": state["instance"], "tap": state["tap"], "index": state.get("index"),
               "mac": state["mac"], "ip": state.get("ipv4"), "ipv6": state.get("ipv6"),
               "mode": state["mode"], "link": state.get("link"), "network": state.get("network"),
