@@ -19,8 +19,6 @@ from snf_ganeti.ifscripts import nic as nic_mod
 from snf_ganeti.ifscripts.firewall import parse_profiles
 from snf_ganeti.ifscripts.host import Host
 from snf_ganeti.ifscripts.plan import plan_nic
-from snf_ganeti.messages import nic_event
-from snf_ganeti.publisher import publish_once
 
 log = logging.getLogger("snf-ganeti.ifscripts")
 PUBLISH_TIMEOUT = 1.0  # Ganeti waits for the NIC script; the spool keeps what is late
@@ -205,6 +203,9 @@ def _publish(config, action, state, node=None):
               "mac": state["mac"], "ip": state.get("ipv4"), "ipv6": state.get("ipv6"),
               "mode": state["mode"], "link": state.get("link"), "network": state.get("network"),
               "firewall": state.get("profile")}
+    # Loaded only now (pika is about 20 ms): the NIC is plumbed without waiting for it.
+    from snf_ganeti.messages import nic_event
+    from snf_ganeti.publisher import publish_once
     message = nic_event.build(fields, time.time())
     publish_once(config.amqp, message.routing_key, message.body, message.message_id,
                  timeout=PUBLISH_TIMEOUT)
