@@ -47,13 +47,18 @@ def test_command_word_skips_the_common_options(argv, word):
     assert cli.command_word(argv) == word
 
 
+def last_line_of(code):
+    """The last line ``code`` prints, run in a fresh interpreter (its own sys.modules)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.splitlines()[-1]
+
+
 def test_a_subcommand_imports_only_its_own_part():
     code = ("import sys; from snf_ganeti import cli\n"
             "try: cli.main(['ifup', '--help'])\n"
             "except SystemExit: pass\n"
             "print(sorted(p for p in cli.PARTS if p in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()[-1]
+    out = last_line_of(code)
     assert out == "['snf_ganeti.ifscripts.cli']"
 
 
@@ -221,8 +226,7 @@ def test_the_nic_script_plumbs_a_nic_before_loading_pyroute2_or_pika():
             "from snf_ganeti import cli\n"
             "from snf_ganeti.ifscripts import apply, host, iptables, nft\n"
             "print(sorted(m for m in ('pyroute2', 'pika') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()[-1]
+    out = last_line_of(code)
     assert out == "[]"
 
 
@@ -250,6 +254,5 @@ def test_a_ganeti_run_imports_no_argparse():
     code = ("import sys; from snf_ganeti import cli\n"
             "cli.main(['os', 'rename'])\n"
             "print('argparse' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.splitlines()[-1]
+    out = last_line_of(code)
     assert out == "False"
