@@ -24,8 +24,12 @@ concurrent NIC scripts (and ``iptables -w``) never interleave.
 
 import contextlib
 import fcntl
+import importlib.util
+import os
+import re
 import shutil
 import subprocess
+import sysconfig
 
 from snf_ganeti.errors import HostError, one_line
 from snf_ganeti.ifscripts import iftree, iproute
@@ -37,6 +41,31 @@ from snf_ganeti.ifscripts.nft import FirewallError
 LOCK = "/run/xtables.lock"
 TABLES = ("raw", "mangle", "filter")
 COMMAND_TIMEOUT = 30
+
+
+def hint_libraries(environ):
+    """Tell python-iptables where Debian keeps the C libraries it loads, unless the operator
+    has. Left to find them, it runs ``ldconfig -N -v`` (which reads every library directory),
+    ``gcc`` and ``ld`` on each import: about 50 ms of every NIC script on this backend. It
+    takes them from its documented variables instead: XTABLES_LIBDIR (the extensions),
+    PYTHON_IPTABLES_XTABLES_VERSION (libxtables' major version) and IPTABLES_LIBDIR
+    (directories searched first: the multiarch one, and its own libxtwrapper's)."""
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    spec = importlib.util.find_spec("iptc")
+    if not multiarch or spec is None or not spec.submodule_search_locations:
+        return
+    libdir = f"/usr/lib/{multiarch}"
+    try:
+        versions = [int(found.group(1)) for found in map(
+            re.compile(r"libxtables\.so\.(\d+)").fullmatch, os.listdir(libdir)) if found]
+    except OSError:
+        return
+    if versions:
+        environ.setdefault("PYTHON_IPTABLES_XTABLES_VERSION", str(max(versions)))
+    if os.path.isdir(f"{libdir}/xtables"):
+        environ.setdefault("XTABLES_LIBDIR", f"{libdir}/xtables")
+    wrapper_dir = os.path.dirname(list(spec.submodule_search_locations)[0])
+    environ.setdefault("IPTABLES_LIBDIR", f"{libdir}:{wrapper_dir}")
 
 
 class IptablesBackend:
@@ -225,6 +254,7 @@ class IptablesBackend:
 
     def _module(self):
         if self._iptc is None:
+            hint_libraries(os.environ)
             try:
                 import iptc
             except ImportError:
