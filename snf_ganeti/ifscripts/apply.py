@@ -133,7 +133,7 @@ def ifup(config, environ, publish=True):
             # packets would otherwise pass unfiltered until the firewall caught up.
             backend.setup(profiles)
             backend.apply(plan.tap, plan.filter)
-            state = host.setup(plan)
+            host.setup(plan, state)
             if plan.binding is not None:
                 store.write_binding(plan.tap, plan.binding)
             state.update(instance=nic.instance, mac=nic.mac, profile=plan.filter.profile,
@@ -204,8 +204,12 @@ def _publish(config, action, state, node=None):
               "mode": state["mode"], "link": state.get("link"), "network": state.get("network"),
               "firewall": state.get("profile")}
     # Loaded only now (pika is about 20 ms): the NIC is plumbed without waiting for it.
-    from snf_ganeti.messages import nic_event
-    from snf_ganeti.publisher import publish_once
+    try:
+        from snf_ganeti.messages import nic_event
+        from snf_ganeti.publisher import publish_once
+    except ImportError as err:  # a broken installation: as loud as a full spool
+        raise SnfGanetiError(f"{state['tap']}: cannot publish its snf-nic-event: {err}") \
+            from None
     message = nic_event.build(fields, time.time())
     publish_once(config.amqp, message.routing_key, message.body, message.message_id,
                  timeout=PUBLISH_TIMEOUT)

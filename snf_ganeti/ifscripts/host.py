@@ -63,16 +63,19 @@ class Host:
 
     # -- setup ------------------------------------------------------------------
 
-    def setup(self, plan):
-        """Plumb ``plan``'s tap (which ``require_tap`` found) into the host."""
-        state = {"tap": plan.tap, "mode": plan.mode}
+    def setup(self, plan, state=None):
+        """Plumb ``plan``'s tap (which ``require_tap`` found) into the host; returns
+        ``state``, where what is done is recorded as it goes: after a failure part-way,
+        ``cleanup(tap, state)`` undoes what was done."""
+        state = {} if state is None else state
+        state.update(tap=plan.tap, mode=plan.mode)
         if plan.mode == "bridged":
-            state.update(self._bridged(plan))
+            self._bridged(plan, state)
         elif plan.mode == "routed":
-            state.update(self._routed(plan))
+            self._routed(plan, state)
         return state
 
-    def _bridged(self, plan):
+    def _bridged(self, plan, state):
         if plan.private is not None:
             self.ensure_private_bridge(plan.private)
         bridge = self.link(plan.bridge)
@@ -80,9 +83,9 @@ class Host:
             raise HostError(f"LINK: bridge {plan.bridge!r} does not exist on this node")
         iproute.run("link", "set", "dev", plan.tap, "mtu", str(bridge["mtu"]),
                     "master", plan.bridge, "up")
-        return {"bridge": plan.bridge}
+        state["bridge"] = plan.bridge
 
-    def _routed(self, plan):
+    def _routed(self, plan, state):
         routed, tap = plan.routed, plan.tap
         table = routed.table
         _sysctl(f"ipv4/conf/{tap}/proxy_arp", "1")
@@ -90,14 +93,16 @@ class Host:
         _sysctl(f"ipv6/conf/{tap}/proxy_ndp", "0", missing_ok=True)
         # rp_filter's reverse lookup must see the mark too, or it cannot find the table.
         _sysctl(f"ipv4/conf/{tap}/src_valid_mark", "1")
+        state.update(table=table, mark=routed.mark, routes=[
+            f"{address}/{length}" for address, length in ((routed.ipv4, 32), (routed.ipv6, 128))
+            if address])
         self.ensure_link_rule(table, routed.mark)
-        routes = [f"{address}/{length}" for address, length in ((routed.ipv4, 32),
-                                                                 (routed.ipv6, 128)) if address]
         # The link first: the kernel refuses an IPv4 route through a device that is down.
+        # Scope global, as pyroute2 made them: the host's own packets to the VM keep a
+        # global source address.
         iproute.batch([["link", "set", "dev", tap, "up"]] +
                       [["route", "replace", dst, "dev", tap, "table", str(table), "proto",
-                        "static"] for dst in routes])
-        state = {"table": table, "mark": routed.mark, "routes": routes}
+                        "static", "scope", "global"] for dst in state["routes"]])
         with announce.Announcer() as announcer:
             uplink = self.uplink(table, socket.AF_INET) if routed.ipv4 else None
             if uplink:
@@ -105,11 +110,10 @@ class Host:
             if routed.ipv6 is not None:
                 uplink6 = self.uplink(table, socket.AF_INET6)
                 if uplink6:
+                    state["proxy_ndp"] = {"address": str(routed.ipv6), "dev": uplink6}
                     iproute.run("-6", "neigh", "replace", "proxy", str(routed.ipv6),
                                 "dev", uplink6)
                     announcer.send(uplink6, announce.na_frames(self.mac_of(uplink6), routed.ipv6))
-                    state["proxy_ndp"] = {"address": str(routed.ipv6), "dev": uplink6}
-        return state
 
     @staticmethod
     def uplink(table, family):
@@ -177,7 +181,7 @@ class Host:
     def _remove_iif_rules(tap):
         for flag in FAMILIES.values():
             for rule in iproute.show(flag, "rule", "show"):
-                if rule.get("iif") == tap:
+                if rule.get("iif") == tap and "table" in rule:  # ours name a table
                     iproute.run(flag, "rule", "del", "priority", str(rule["priority"]),
                                 "iif", tap, "table", str(rule["table"]), ok=iproute.MISSING)
 

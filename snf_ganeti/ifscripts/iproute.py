@@ -14,6 +14,7 @@ kernel's answer, unless the answer is one the caller expects (``EXISTS``, ``MISS
 """
 
 import json
+import re
 import subprocess
 
 from snf_ganeti import pathutils
@@ -23,8 +24,11 @@ from snf_ganeti.errors import HostError, one_line
 # or what was to be removed is gone already (a route, a rule, a proxy, or its device).
 EXISTS = ("File exists",)
 MISSING = ("No such file or directory", "No such process", "Cannot find device",
-           "does not exist")
+           "No such device", "does not exist")
 _ENV = {"LC_ALL": "C"}
+# What a batch line may hold as it is: ip's batch parser takes quotes, backslashes and "#"
+# (a comment) for itself, and a device name may contain them.
+_PLAIN = re.compile(r"[\w.:/@+-]+")
 TIMEOUT = 30
 
 
@@ -68,6 +72,10 @@ def show(*args):
 def batch(commands):
     """Run ``commands`` (argument lists, each what follows ``ip``) in one ``ip -batch``, in
     order; it stops at the first that fails, and the error names that one."""
+    if not all(_PLAIN.fullmatch(arg) for command in commands for arg in command):
+        for command in commands:  # one ip each: its arguments reach it untouched
+            run(*command)
+        return
     proc = _ip(["-batch", "-"], stdin="".join(" ".join(c) + "\n" for c in commands))
     if proc.returncode == 0:
         return

@@ -43,29 +43,43 @@ TABLES = ("raw", "mangle", "filter")
 COMMAND_TIMEOUT = 30
 
 
-def hint_libraries(environ):
-    """Tell python-iptables where Debian keeps the C libraries it loads, unless the operator
-    has. Left to find them, it runs ``ldconfig -N -v`` (which reads every library directory),
-    ``gcc`` and ``ld`` on each import: about 50 ms of every NIC script on this backend. It
-    takes them from its documented variables instead: XTABLES_LIBDIR (the extensions),
-    PYTHON_IPTABLES_XTABLES_VERSION (libxtables' major version) and IPTABLES_LIBDIR
-    (directories searched first: the multiarch one, and its own libxtwrapper's)."""
+HINTS = ("XTABLES_LIBDIR", "PYTHON_IPTABLES_XTABLES_VERSION", "IPTABLES_LIBDIR")
+
+
+def library_hints():
+    """Where Debian keeps the C libraries python-iptables loads, as its documented variables
+    (the extensions, libxtables' major version, directories searched first: the multiarch
+    one and that of its own libxtwrapper); none where this is not Debian's layout. Left to
+    find them, its import runs ``ldconfig -N -v`` (which reads every library directory),
+    ``gcc`` and ``ld``: about 50 ms of every NIC script on this backend."""
     multiarch = sysconfig.get_config_var("MULTIARCH")
     spec = importlib.util.find_spec("iptc")
     if not multiarch or spec is None or not spec.submodule_search_locations:
-        return
+        return {}
     libdir = f"/usr/lib/{multiarch}"
     try:
         versions = [int(found.group(1)) for found in map(
             re.compile(r"libxtables\.so\.(\d+)").fullmatch, os.listdir(libdir)) if found]
     except OSError:
-        return
-    if versions:
-        environ.setdefault("PYTHON_IPTABLES_XTABLES_VERSION", str(max(versions)))
-    if os.path.isdir(f"{libdir}/xtables"):
-        environ.setdefault("XTABLES_LIBDIR", f"{libdir}/xtables")
+        return {}
+    if not versions or not os.path.isdir(f"{libdir}/xtables"):
+        return {}
     wrapper_dir = os.path.dirname(list(spec.submodule_search_locations)[0])
-    environ.setdefault("IPTABLES_LIBDIR", f"{libdir}:{wrapper_dir}")
+    return dict(zip(HINTS, (f"{libdir}/xtables", str(max(versions)), f"{libdir}:{wrapper_dir}")))
+
+
+@contextlib.contextmanager
+def hinted(environ):
+    """``environ`` with the library hints while python-iptables is imported (it reads them
+    then only), unless the operator set any of them; as it was afterwards, so the tools
+    run later (ebtables-restore, ipset) do not inherit them."""
+    hints = {} if any(name in environ for name in HINTS) else library_hints()
+    environ.update(hints)
+    try:
+        yield
+    finally:
+        for name in hints:
+            environ.pop(name, None)
 
 
 class IptablesBackend:
@@ -254,9 +268,9 @@ class IptablesBackend:
 
     def _module(self):
         if self._iptc is None:
-            hint_libraries(os.environ)
             try:
-                import iptc
+                with hinted(os.environ):
+                    import iptc
             except ImportError:
                 raise FirewallError("iptables: python3-iptables is not installed") from None
             except Exception as err:  # libxtables/libiptc missing or unusable

@@ -74,12 +74,15 @@ def plan_nic(nic, network_config, profiles, rt_tables=pathutils.RT_TABLES):
         routed = Routed(table=table, ipv4=nic.ip, ipv6=ipv6,
                         gateway=network.gateway if network else None,
                         mark=route_mark(table, network_config.routed_mark))
+    unchecked = () if routed else None
     nic_filter = NicFilter(
         tap=nic.tap, mode=nic.mode, mac=nic.mac,
-        # A NIC without an address of a family (private networks: the user sets it)
-        # is not checked for that family; its MAC always is.
-        ipv4=(str(nic.ip),) if nic.ip else None,
-        ipv6=(str(ipv6), str(link_local(nic.mac))) if ipv6 else None,
+        # A bridged NIC without an address of a family (private networks: the user sets
+        # it) is not checked for that family (None); its MAC always is. A routed NIC sends
+        # nothing of a family it has no address of (()): the host has no route back, and
+        # its packets would be routed through the link's table with any source.
+        ipv4=(str(nic.ip),) if nic.ip else unchecked,
+        ipv6=(str(ipv6), str(link_local(nic.mac))) if ipv6 else unchecked,
         profile=profile,
         mac_prefix=(masked_mac(nic.mac, mask), mask) if mac_filtered else None,
         bridge=bridge, route_mark=routed.mark if routed else None)

@@ -56,27 +56,62 @@ def test_ifup_twice_equals_once_and_new_mac_equals_fresh(node):
 
 # iproute2's ip, except that the first time it plumbs the host side of a NIC (a routed
 # NIC's link and routes go in one batch, a bridged one joins its bridge with "master"), the
-# firewall's listing at that moment is saved. ip runs with no PATH of its own.
+# firewall's listing at that moment is saved; and that a command matching FAIL is refused,
+# as the kernel would refuse it. ip runs with no PATH of its own.
 PROBE = """#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 case " $* " in
     *" -batch "*|*" master "*) [ -e {out} ] || env PYTHONPATH={root} {python} \\
         -m tests.support.ifup_driver {config} listing > {out} ;;
+    *"{fail}"*) echo "RTNETLINK answers: Operation not permitted" >&2; exit 2 ;;
 esac
 exec ip "$@"
 """
 
 
-def test_the_firewall_is_in_place_before_the_nic_is_plumbed(node, tmp_path):
+def probe(node, tmp_path, fail="never"):
+    """An ``ip`` probe for ``node``'s ifup (see PROBE), and the file of what it saw."""
+    script, seen = tmp_path / "ip-probe", tmp_path / "firewall-when-plumbed.json"
+    script.write_text(PROBE.format(out=seen, root=ROOT, python=sys.executable, config=node[1],
+                                   fail=fail))
+    script.chmod(0o755)
+    return str(script), seen
+
+
+@pytest.mark.parametrize("mode", ["routed", "bridged"])
+def test_the_firewall_is_in_place_before_the_nic_is_plumbed(node, tmp_path, mode):
     """On a live migration the instance runs before Ganeti runs ifup on the new node: its
     first packet that the host routes or bridges must meet its filter already."""
     hv, config = node
-    probe, seen = tmp_path / "ip-probe", tmp_path / "firewall-when-plumbed.json"
-    probe.write_text(PROBE.format(out=seen, root=ROOT, python=sys.executable, config=config))
-    probe.chmod(0o755)
-    (up,) = drive(node, "up", env={**ENV, "SNF_TEST_IP": probe})
+    env = {**ENV, "SNF_TEST_IP": probe(node, tmp_path)[0]}
+    if mode == "bridged":
+        hv.run("ip", "link", "add", "br0", "type", "bridge")
+        env.update(MODE="bridged", LINK="br0")
+    (up,) = drive(node, "up", env=env)
+    seen = tmp_path / "firewall-when-plumbed.json"
     (when_plumbed,) = [json.loads(line) for line in seen.read_text().splitlines()]
     assert "tap0" in up["firewall"] and when_plumbed["firewall"] == up["firewall"]
+
+
+def test_a_nic_refused_late_is_undone_in_full(node, tmp_path):
+    """An IPv6-only routed NIC whose last step fails (reading its uplink's address, after
+    the proxy entry went in): its filter, link rule, routes, proxy entry and files, all in
+    place by then, are gone again."""
+    hv, _ = node
+    hv.run("ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
+    for command in ("link set uplink0 up", "-6 route add default dev uplink0 table 100"):
+        hv.run("ip", *command.split())
+    env = {k: v for k, v in ENV.items() if k not in ("IP", "NETWORK_SUBNET", "NETWORK_GATEWAY")}
+    (baseline,) = drive(node, "cycles:1", env=env)
+    routes = hv.run("ip", "-6", "route", "show", "table", "100").stdout
+    result = drive(node, "up", env={**env, "SNF_TEST_IP": probe(
+        node, tmp_path, "show dev uplink0")[0]}, check=False)
+    assert "Operation not permitted" in result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0
+    (after,) = drive(node, "listing", env=env)
+    assert without_action(after) == without_action(baseline)
+    assert hv.run("ip", "-6", "route", "show", "table", "100").stdout == routes
+    assert hv.run("ip", "-6", "neigh", "show", "proxy").stdout == ""
 
 
 def test_a_nic_the_host_refuses_leaves_no_filter_behind(node):

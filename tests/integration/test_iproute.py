@@ -52,7 +52,17 @@ def test_show_reads_json_and_nothing_for_what_does_not_exist(ns):
     (lo,) = iproute.show("link", "show", "dev", "lo")
     assert lo["ifname"] == "lo" and lo["mtu"] == 65536
     assert iproute.show("link", "show", "dev", "snft-none0") == []
-    assert iproute.show("-6", "route", "show", "table", "4242", "default") == []
+    for family in ("-4", "-6"):  # IPv4 says the table does not exist, IPv6 lists nothing
+        assert iproute.show(family, "route", "show", "table", "4242", "default") == []
+
+
+def test_a_batch_of_names_ip_would_parse_runs_them_one_by_one(ns):
+    """ip's batch parser takes "#" for a comment and quotes for itself; a device name may
+    hold them (Ganeti's never do), and then each command goes to its own ip, untouched."""
+    ns.run("ip", "tuntap", "add", "dev", "ta#p0", "mode", "tap")
+    iproute.batch([["link", "set", "dev", "ta#p0", "up"],
+                   ["route", "replace", "10.9.0.2/32", "dev", "ta#p0", "table", "7"]])
+    assert "10.9.0.2 dev ta#p0" in ns.run("ip", "route", "show", "table", "7").stdout
 
 
 def test_without_ip_the_error_says_which_package(monkeypatch, tmp_path):

@@ -94,6 +94,16 @@ def test_bad_environment_names_the_variable(changes, variable, problem):
     assert message.startswith(f"{variable}: ") and problem in message and "\n" not in message
 
 
+@pytest.mark.parametrize("changes, ipv4, ipv6", [
+    ({"NETWORK_SUBNET6": None}, ("192.0.2.10",), ()),
+    ({"IP": None, "NETWORK_SUBNET": None, "NETWORK_GATEWAY": None}, (),
+     ("2001:db8:aaaa:bbbb:a86b:39ff:fe22:3344", "fe80::a86b:39ff:fe22:3344"))])
+def test_a_routed_nic_sends_nothing_of_a_family_it_has_no_address_of(changes, ipv4, ipv6):
+    """Not "unchecked" as on a private network: its packets would be routed with any source."""
+    f = planned(**changes).filter
+    assert (f.ipv4, f.ipv6) == (ipv4, ipv6)
+
+
 def test_nic_without_addresses_is_checked_by_mac_only():
     p = planned(MODE="bridged", LINK="prv7", IP=None, NETWORK_SUBNET=None, NETWORK_SUBNET6=None,
                 NETWORK_GATEWAY=None, TAGS="")
