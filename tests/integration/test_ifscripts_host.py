@@ -238,3 +238,41 @@ def test_ifup_over_a_state_of_the_per_nic_rule_version_removes_its_rules(routed,
     assert ping(vm, "192.0.2.1")
     ifup_driver(hv, config, "down", {"INTERFACE": "tap0"})
     assert state_of(hv) == before
+
+
+ECHO6_CAPTURE = """
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd)); s.bind((sys.argv[1], 0))
+s.settimeout(0.5); print('bound', flush=True); end = time.time() + 4
+while time.time() < end:
+    try: f = s.recv(2048)
+    except socket.timeout: continue
+    if f[20] == 58 and f[54] == 128:
+        print('echo-request from', socket.inet_ntop(socket.AF_INET6, f[22:38]), flush=True)
+"""
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_a_routed_nic_without_ipv6_sends_no_ipv6(routed, tmp_path, backend):
+    """An IPv4-only network's VM that makes up an IPv6 address: nothing of it is routed out
+    (it was, with any source, through the link's table); its IPv4 still is."""
+    hv, vm, rtr = routed
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "amqp": {"spool_dir": str(tmp_path / "spool")},
+        "network": {"state_dir": str(tmp_path / "nics"), "firewall_backend": backend},
+        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    env = {k: v for k, v in routed_env().items() if k != "NETWORK_SUBNET6"}
+    ifup_driver(hv, config, "up", env)
+    vm.run("ip", "-6", "addr", "add", "2001:db8:1::99/64", "dev", "eth0", "nodad")
+    vm.run("ip", "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "eth0")
+    tap_mac = hv.run("cat", "/sys/class/net/tap0/address").stdout.strip()
+    vm.run("ip", "-6", "neigh", "replace", "2001:db8:1::1", "lladdr", tap_mac, "dev", "eth0")
+    capture = rtr.popen(sys.executable, "-c", ECHO6_CAPTURE, "eth0", stdout=subprocess.PIPE,
+                        text=True)
+    capture.stdout.readline()  # bound
+    vm.run("busybox", "ping", "-6", "-c", "3", "-w", "2", "2001:db8:1::1", check=False)
+    seen = capture.communicate(timeout=10)[0]
+    assert "echo-request" not in seen
+    assert ping(vm, "192.0.2.1")
+    ifup_driver(hv, config, "down", {"INTERFACE": "tap0"})
