@@ -154,6 +154,8 @@ while time.time() < end:
     elif kind == b'\\x86\\xdd' and f[20] == 58 and f[54] == 136:
         opt = f[78:86]
         print('na', ipaddress.IPv6Address(f[62:78]), opt[2:8].hex(':'))
+    elif kind == b'\\x86\\xdd' and f[20] == 58 and f[54] == 128:
+        print('echo-request from', ipaddress.IPv6Address(f[22:38]), flush=True)
 """
 
 
@@ -240,18 +242,6 @@ def test_ifup_over_a_state_of_the_per_nic_rule_version_removes_its_rules(routed,
     assert state_of(hv) == before
 
 
-ECHO6_CAPTURE = """
-import socket, sys, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd)); s.bind((sys.argv[1], 0))
-s.settimeout(0.5); print('bound', flush=True); end = time.time() + 4
-while time.time() < end:
-    try: f = s.recv(2048)
-    except socket.timeout: continue
-    if f[20] == 58 and f[54] == 128:
-        print('echo-request from', socket.inet_ntop(socket.AF_INET6, f[22:38]), flush=True)
-"""
-
-
 @pytest.mark.parametrize("backend", ["nftables", "iptables"])
 def test_a_routed_nic_without_ipv6_sends_no_ipv6(routed, tmp_path, backend):
     """An IPv4-only network's VM that makes up an IPv6 address: nothing of it is routed out
@@ -268,8 +258,7 @@ def test_a_routed_nic_without_ipv6_sends_no_ipv6(routed, tmp_path, backend):
     vm.run("ip", "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "eth0")
     tap_mac = hv.run("cat", "/sys/class/net/tap0/address").stdout.strip()
     vm.run("ip", "-6", "neigh", "replace", "2001:db8:1::1", "lladdr", tap_mac, "dev", "eth0")
-    capture = rtr.popen(sys.executable, "-c", ECHO6_CAPTURE, "eth0", stdout=subprocess.PIPE,
-                        text=True)
+    capture = rtr.popen(sys.executable, "-c", CAPTURE, "eth0", stdout=subprocess.PIPE, text=True)
     capture.stdout.readline()  # bound
     vm.run("busybox", "ping", "-6", "-c", "3", "-w", "2", "2001:db8:1::1", check=False)
     seen = capture.communicate(timeout=10)[0]
