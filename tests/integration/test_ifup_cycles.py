@@ -124,6 +124,11 @@ def test_a_nic_the_host_refuses_leaves_no_filter_behind(node):
     assert without_action(after) == without_action(baseline)
 
 
+def test_an_ifup_and_ifdown_load_no_pyroute2(node):
+    """ip does their netlink part: pyroute2's import alone took 0.13 s of each."""
+    assert drive(node, "up", "down", "modules")[-1]["loaded"] == []
+
+
 def test_500_up_down_cycles_leave_nothing_behind(node):
     baseline, after = map(without_action, drive(node, "cycles:1", "cycles:500"))
     assert after == baseline

@@ -2,8 +2,9 @@
 
 usage: ip netns exec NS python -m tests.support.ifup_driver CONFIG ACTION...
 ACTION is `up` (NIC env from the process environment, MAC overridable with
-MAC_<n>), `down`, `cycles:N` (N up/down pairs) or `listing`; prints one JSON
-object per action: the host's ruleset listing and `ip rule` after it.
+MAC_<n>), `down`, `cycles:N` (N up/down pairs), `listing` or `modules`; prints one
+JSON object per action: the host's ruleset listing and `ip rule` after it (for
+`modules`: which of pyroute2 and pika the process has loaded).
 """
 
 import json
@@ -36,6 +37,10 @@ def main(config_path, *actions):
             apply.ifup(config, {**os.environ, "MAC": action[3:]}, publish=False)
         elif action == "down":
             apply.ifdown(config, os.environ, publish=False)
+        elif action == "modules":  # what the actions before loaded of the heavy imports
+            print(json.dumps({"action": action, "loaded": sorted(
+                m for m in ("pyroute2", "pika") if m in sys.modules)}), flush=True)
+            continue
         elif action.startswith("cycles:"):
             for _ in range(int(action[7:])):
                 apply.ifup(config, os.environ, publish=False)
