@@ -122,7 +122,9 @@ def ifup(config, environ, publish=True):
     backend = firewall_backend(config)
     with store.locked(), Host(config.network) as host:
         host.require_tap(plan.tap)
-        _down(host, backend, store, plan.tap)
+        # The tap's old filter stays until the new one replaces it (one step in either
+        # backend): an ifup run again on a running NIC never leaves it unfiltered.
+        _down(host, backend, store, plan.tap, filter_too=False)
         # What a failure part-way must undo, before the state file exists.
         state = {"tap": plan.tap, "mode": plan.mode}
         if plan.routed:
@@ -174,13 +176,14 @@ def ifdown(config, environ, publish=True, instance=None, node=None):
     return state
 
 
-def _down(host, backend, store, tap, state=None):
-    """Undo what ``tap`` has; every step is tried, and the state is kept (for another
-    ifdown) unless all of them worked."""
+def _down(host, backend, store, tap, state=None, filter_too=True):
+    """Undo what ``tap`` has (its filter only with ``filter_too``); every step is tried, and
+    the state is kept (for another ifdown) unless all of them worked."""
     state = state if state is not None else store.state(tap)
     failures = []
-    for step in (lambda: backend.apply(tap, None), lambda: host.cleanup(tap, state),
-                 lambda: _leave_links(host, store, tap)):
+    steps = [lambda: backend.apply(tap, None)] if filter_too else []
+    steps += [lambda: host.cleanup(tap, state), lambda: _leave_links(host, store, tap)]
+    for step in steps:
         try:
             step()
         except SnfGanetiError as err:

@@ -54,14 +54,16 @@ def test_ifup_twice_equals_once_and_new_mac_equals_fresh(node):
     assert reused == fresh and new_mac in fresh["firewall"] and "11:22:33" not in fresh["firewall"]
 
 
-# iproute2's ip, except that the first time it plumbs the host side of a NIC (a routed
-# NIC's link and routes go in one batch, a bridged one joins its bridge with "master"), the
-# firewall's listing at that moment is saved; and that a command matching FAIL is refused,
-# as the kernel would refuse it. ip runs with no PATH of its own.
+# iproute2's ip, except that the first time it runs a command matching SAVE (by default:
+# it plumbs the host side of a NIC; a routed NIC's link and routes go in one batch, a
+# bridged one joins its bridge with "master") the firewall's listing at that moment is
+# saved, and that a command matching FAIL is refused, as the kernel would refuse it. ip
+# runs with no PATH of its own.
+PLUMBING = '*" -batch "*|*" master "*'
 PROBE = """#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 case " $* " in
-    *" -batch "*|*" master "*) [ -e {out} ] || env PYTHONPATH={root} {python} \\
+    {save}) [ -e {out} ] || env PYTHONPATH={root} {python} \\
         -m tests.support.ifup_driver {config} listing > {out} ;;
     *"{fail}"*) echo "RTNETLINK answers: Operation not permitted" >&2; exit 2 ;;
 esac
@@ -69,11 +71,11 @@ exec ip "$@"
 """
 
 
-def probe(node, tmp_path, fail="never"):
+def probe(node, tmp_path, fail="never", save=PLUMBING):
     """An ``ip`` probe for ``node``'s ifup (see PROBE), and the file of what it saw."""
     script, seen = tmp_path / "ip-probe", tmp_path / "firewall-when-plumbed.json"
     script.write_text(PROBE.format(out=seen, root=ROOT, python=sys.executable, config=node[1],
-                                   fail=fail))
+                                   fail=fail, save=save))
     script.chmod(0o755)
     return str(script), seen
 
@@ -91,6 +93,17 @@ def test_the_firewall_is_in_place_before_the_nic_is_plumbed(node, tmp_path, mode
     seen = tmp_path / "firewall-when-plumbed.json"
     (when_plumbed,) = [json.loads(line) for line in seen.read_text().splitlines()]
     assert "tap0" in up["firewall"] and when_plumbed["firewall"] == up["firewall"]
+
+
+def test_ifup_again_on_a_running_nic_keeps_it_filtered(node, tmp_path):
+    """Run again (an operator after an upgrade), ifup first clears the NIC's host side: its
+    old filter is still there then, and the new one replaces it in one step."""
+    (first,) = drive(node, "up")
+    script, seen = probe(node, tmp_path, save='*" route del "*')
+    (again,) = drive(node, "up", env={**ENV, "SNF_TEST_IP": script})
+    (while_cleared,) = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert "tap0" in while_cleared["firewall"]
+    assert while_cleared["firewall"] == first["firewall"] == again["firewall"]
 
 
 def test_a_nic_refused_late_is_undone_in_full(node, tmp_path):
