@@ -51,7 +51,7 @@ def library_hints():
     (the extensions, libxtables' major version, directories searched first: the multiarch
     one and that of its own libxtwrapper); none where this is not Debian's layout. Left to
     find them, its import runs ``ldconfig -N -v`` (which reads every library directory),
-    ``gcc`` and ``ld``: about 50 ms of every NIC script on this backend."""
+    ``gcc`` and ``ld``: about 0.1 s of every NIC script on this backend."""
     multiarch = sysconfig.get_config_var("MULTIARCH")
     spec = importlib.util.find_spec("iptc")
     if not multiarch or spec is None or not spec.submodule_search_locations:

@@ -499,7 +499,7 @@ print(sorted(set(commands)), "XTABLES_LIBDIR" in os.environ)
 
 
 def test_python_iptables_is_told_where_its_libraries_are():
-    """Left to itself, importing python-iptables runs ldconfig -N -v, gcc and ld (about 50 ms
+    """Left to itself, importing python-iptables runs ldconfig -N -v, gcc and ld (about 0.1 s
     of every NIC script on this backend); told where Debian keeps them, none of these. The
     hints are gone again afterwards: the tools the backend runs do not inherit them."""
     env = {k: v for k, v in os.environ.items() if k not in (

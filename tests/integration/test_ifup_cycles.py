@@ -137,6 +137,19 @@ def test_a_nic_the_host_refuses_leaves_no_filter_behind(node):
     assert without_action(after) == without_action(baseline)
 
 
+def test_a_tap_name_reused_in_another_mode_equals_a_fresh_one(node):
+    """The old filter is replaced, not removed first: also across modes (and families)."""
+    hv, _ = node
+    hv.run("ip", "link", "add", "br0", "type", "bridge")
+    bridged = {**ENV, "MODE": "bridged", "LINK": "br0"}
+    for first, second in ((ENV, bridged), (bridged, ENV)):
+        drive(node, "up", env=first)
+        (reused,) = drive(node, "up", env=second)
+        (fresh,) = drive(node, "down", "up", env=second)[-1:]
+        assert without_action(reused) == without_action(fresh)
+        drive(node, "down")
+
+
 def test_an_ifup_and_ifdown_load_no_pyroute2(node):
     """ip does their netlink part: pyroute2's import alone took 0.13 s of each."""
     assert drive(node, "up", "down", "modules")[-1]["loaded"] == []
