@@ -120,7 +120,8 @@ def ifup(config, environ, publish=True):
     plan = plan_nic(nic, config.network, profiles)
     store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
     backend = firewall_backend(config)
-    with store.locked(), Host(config.network) as host:
+    host = Host(config.network)
+    with store.locked():
         host.require_tap(plan.tap)
         # The tap's old filter stays until the new one replaces it (one step in either
         # backend): an ifup run again on a running NIC never leaves it unfiltered.
@@ -164,7 +165,8 @@ def ifdown(config, environ, publish=True, instance=None, node=None):
     node's name, where the caller has it already (a hook cleaning up many taps)."""
     tap = nic_mod.parse_tap(environ)
     store = NicStore(config.network.state_dir, config.dhcp.bindings_dir)
-    with store.locked(), Host(config.network) as host:
+    host = Host(config.network)
+    with store.locked():
         state = store.state(tap)
         if instance is not None and (state or {}).get("instance") != instance:
             log.info("%s is no longer %s's; left alone", tap, instance)

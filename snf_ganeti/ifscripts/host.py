@@ -39,26 +39,15 @@ def port_request(private, uplink, parent_index, network_config):
 
 
 class Host:
-    """The node's side of its NICs; use as a context manager."""
+    """The node's side of its NICs, for one ifup or ifdown."""
 
     def __init__(self, network_config):
         self.config = network_config
         self._macs = {}  # uplinks' addresses: both families' are usually the same device
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
     @staticmethod
-    def link(name):
-        """``ip link show`` of ``name`` as a dict (mtu, address, ...), or None: no such link."""
-        found = iproute.show("link", "show", "dev", name)
-        return found[0] if found else None
-
-    def require_tap(self, tap):
-        if self.link(tap) is None:
+    def require_tap(tap):
+        if iproute.link(tap) is None:
             raise EnvVarError("INTERFACE", f"{tap!r}: no such network interface on this node")
 
     # -- setup ------------------------------------------------------------------
@@ -78,7 +67,7 @@ class Host:
     def _bridged(self, plan, state):
         if plan.private is not None:
             self.ensure_private_bridge(plan.private)
-        bridge = self.link(plan.bridge)
+        bridge = iproute.link(plan.bridge)
         if bridge is None:
             raise HostError(f"LINK: bridge {plan.bridge!r} does not exist on this node")
         iproute.run("link", "set", "dev", plan.tap, "mtu", str(bridge["mtu"]),
@@ -126,15 +115,15 @@ class Host:
 
     def mac_of(self, name):
         if name not in self._macs:
-            self._macs[name] = (self.link(name) or {}).get("address")
+            self._macs[name] = (iproute.link(name) or {}).get("address")
         return self._macs[name]
 
     def ensure_private_bridge(self, private):
         """Create (once) the bridge and its VLAN or VXLAN port for a private network."""
-        if self.link(private.name) is not None:
+        if iproute.link(private.name) is not None:
             return
         uplink = self.config.private_uplink or self.uplink(254, socket.AF_INET)
-        parent = self.link(uplink) if uplink else None
+        parent = iproute.link(uplink) if uplink else None
         if parent is None:
             raise HostError(f"network.private_uplink: no device {uplink!r} to carry {private.name}")
         from snf_ganeti.ifscripts import netlink  # pyroute2: only here, once per network

@@ -62,11 +62,18 @@ def run(*args, ok=()):
 def show(*args):
     """``ip -json ARGS`` parsed: a list of objects; empty where the device or table asked
     about does not exist."""
-    out = run("-json", *args, ok=MISSING + ("table does not exist",))
+    out = run("-json", *args, ok=MISSING)
     try:
         return json.loads(out) if out and out.strip() else []
     except ValueError:
         raise HostError(f"ip -json {' '.join(args)}: unreadable output") from None
+
+
+def link(name, *options):
+    """``ip link show`` of the link ``name`` (with ``options``, say ``-Numeric``) as a dict:
+    mtu, address, group, ...; None where there is no such link."""
+    found = show(*options, "link", "show", "dev", name)
+    return found[0] if found else None
 
 
 def batch(commands):

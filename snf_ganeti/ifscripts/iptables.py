@@ -253,10 +253,10 @@ class IptablesBackend:
         """Put ``tap`` in netdev group ``group`` if it exists (a group goes with its
         link); with ``only_managed``, only if it is in one of our groups now."""
         try:
-            found = iproute.show("-Numeric", "link", "show", "dev", tap)
-            if not found:
+            found = iproute.link(tap, "-Numeric")
+            if found is None:
                 return
-            current = int(found[0]["group"])
+            current = int(found["group"])
             if current == group or (only_managed and not r.is_managed_group(current)):
                 return
             # A tap gone meanwhile took its group with it.

@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from snf_ganeti.config import NetworkConfig
 from snf_ganeti.ifscripts import announce
 from snf_ganeti.ifscripts.host import port_request
 from snf_ganeti.ifscripts.plan import PrivateBridge
+from tests.support.ifup_driver import write_config
 from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.integration
@@ -81,11 +81,7 @@ def test_routed_nics_share_one_policy_rule_per_link(routed, netns, tmp_path, bac
     for command in ("ip link set eth0 address aa:6b:39:22:33:55", "ip link set eth0 up",
                     "ip addr add 192.0.2.11/24 dev eth0", "ip route add default via 192.0.2.1"):
         vm2.run(*command.split())
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "amqp": {"spool_dir": str(tmp_path / "spool")},
-        "network": {"state_dir": str(tmp_path / "nics"), "firewall_backend": backend},
-        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    config = write_config(tmp_path, backend)
     tap1 = routed_env(INTERFACE="tap1", MAC="aa:6b:39:22:33:55", IP="192.0.2.11")
     before = state_of(hv)
     assert not ping(vm, "192.0.2.1")
@@ -220,11 +216,7 @@ def test_ifup_over_a_state_of_the_per_nic_rule_version_removes_its_rules(routed,
     """A node upgraded with running VMs: their state files have no mark nor routes, and
     each NIC has its own ``iif`` rules; the next ifup of the tap leaves only the link's rule."""
     hv, vm, rtr = routed
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "amqp": {"spool_dir": str(tmp_path / "spool")},
-        "network": {"state_dir": str(tmp_path / "nics")},
-        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    config = write_config(tmp_path)
     before = state_of(hv)
     for family in ("-4", "-6"):
         hv.run("ip", family, "rule", "add", "iif", "tap0", "lookup", "100")
@@ -247,11 +239,7 @@ def test_a_routed_nic_without_ipv6_sends_no_ipv6(routed, tmp_path, backend):
     """An IPv4-only network's VM that makes up an IPv6 address: nothing of it is routed out
     (it was, with any source, through the link's table); its IPv4 still is."""
     hv, vm, rtr = routed
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "amqp": {"spool_dir": str(tmp_path / "spool")},
-        "network": {"state_dir": str(tmp_path / "nics"), "firewall_backend": backend},
-        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
+    config = write_config(tmp_path, backend)
     env = {k: v for k, v in routed_env().items() if k != "NETWORK_SUBNET6"}
     ifup_driver(hv, config, "up", env)
     vm.run("ip", "-6", "addr", "add", "2001:db8:1::99/64", "dev", "eth0", "nodad")

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from snf_ganeti.spool import Spool
+from tests.support.ifup_driver import write_config
 from tests.support.procs import ROOT
 
 pytestmark = pytest.mark.integration
@@ -20,12 +21,7 @@ ENV = {"INTERFACE": "tap0", "MODE": "routed", "INSTANCE": "snf-1", "MAC": "aa:00
 def node(request, netns, tmp_path):
     hv, vm = netns("hv"), netns("vm")
     netns.veth(hv, vm, "tap0", "eth0")
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "amqp": {"spool_dir": str(tmp_path / "spool")},
-        "network": {"state_dir": str(tmp_path / "nics"), "firewall_backend": request.param},
-        "dhcp": {"bindings_dir": str(tmp_path / "dhcp")}}))
-    return hv, str(config)
+    return hv, write_config(tmp_path, request.param)
 
 
 def drive(node, *actions, env=ENV, check=True):
@@ -80,18 +76,24 @@ def probe(node, tmp_path, fail="never", save=PLUMBING):
     return str(script), seen
 
 
+def saved(seen):
+    """The one listing the probe saved."""
+    (listing,) = [json.loads(line) for line in seen.read_text().splitlines()]
+    return listing
+
+
 @pytest.mark.parametrize("mode", ["routed", "bridged"])
 def test_the_firewall_is_in_place_before_the_nic_is_plumbed(node, tmp_path, mode):
     """On a live migration the instance runs before Ganeti runs ifup on the new node: its
     first packet that the host routes or bridges must meet its filter already."""
     hv, config = node
-    env = {**ENV, "SNF_TEST_IP": probe(node, tmp_path)[0]}
+    script, seen = probe(node, tmp_path)
+    env = {**ENV, "SNF_TEST_IP": script}
     if mode == "bridged":
         hv.run("ip", "link", "add", "br0", "type", "bridge")
         env.update(MODE="bridged", LINK="br0")
     (up,) = drive(node, "up", env=env)
-    seen = tmp_path / "firewall-when-plumbed.json"
-    (when_plumbed,) = [json.loads(line) for line in seen.read_text().splitlines()]
+    when_plumbed = saved(seen)
     assert "tap0" in up["firewall"] and when_plumbed["firewall"] == up["firewall"]
 
 
@@ -101,7 +103,7 @@ def test_ifup_again_on_a_running_nic_keeps_it_filtered(node, tmp_path):
     (first,) = drive(node, "up")
     script, seen = probe(node, tmp_path, save='*" route del "*')
     (again,) = drive(node, "up", env={**ENV, "SNF_TEST_IP": script})
-    (while_cleared,) = [json.loads(line) for line in seen.read_text().splitlines()]
+    while_cleared = saved(seen)
     assert "tap0" in while_cleared["firewall"]
     assert while_cleared["firewall"] == first["firewall"] == again["firewall"]
 

@@ -17,18 +17,18 @@ from snf_ganeti.ifscripts.plan import PrivateBridge, plan_nic
 
 def main(action, network_json):
     network = config_mod.NetworkConfig(**json.loads(network_json))
-    with Host(network) as host:
-        if action == "bridge":  # ensure a private bridge: NAME TRANSPORT SEGMENT in env
-            host.ensure_private_bridge(PrivateBridge(os.environ["NAME"], network.private_transport,
-                                                     int(os.environ["SEGMENT"])))
-            return 0
-        if action == "up":
-            plan = plan_nic(parse_env(os.environ), network, parse_profiles(network.profiles))
-            host.require_tap(plan.tap)
-            host.cleanup(plan.tap, json.loads(os.environ.get("OLD_STATE", "null")))
-            print(json.dumps(host.setup(plan)))
-        else:
-            host.cleanup(parse_tap(os.environ), json.loads(os.environ.get("OLD_STATE", "null")))
+    host = Host(network)
+    if action == "bridge":  # ensure a private bridge: NAME TRANSPORT SEGMENT in env
+        host.ensure_private_bridge(PrivateBridge(os.environ["NAME"], network.private_transport,
+                                                 int(os.environ["SEGMENT"])))
+        return 0
+    if action == "up":
+        plan = plan_nic(parse_env(os.environ), network, parse_profiles(network.profiles))
+        host.require_tap(plan.tap)
+        host.cleanup(plan.tap, json.loads(os.environ.get("OLD_STATE", "null")))
+        print(json.dumps(host.setup(plan)))
+    else:
+        host.cleanup(parse_tap(os.environ), json.loads(os.environ.get("OLD_STATE", "null")))
     return 0
 
 

@@ -12,8 +12,21 @@ import os
 import subprocess
 import sys
 
+import yaml
+
 from snf_ganeti import config as config_mod, pathutils
 from snf_ganeti.ifscripts import apply
+
+
+def write_config(directory, backend="nftables"):
+    """The config file the driver reads: spool, NIC states and bindings under
+    ``directory`` (a pathlib.Path), the firewall ``backend``; its path."""
+    path = directory / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "amqp": {"spool_dir": str(directory / "spool")},
+        "network": {"state_dir": str(directory / "nics"), "firewall_backend": backend},
+        "dhcp": {"bindings_dir": str(directory / "dhcp")}}))
+    return str(path)
 
 
 def snapshot(config):
