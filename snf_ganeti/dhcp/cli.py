@@ -33,4 +33,6 @@ def status(config):
             "bindings_active": stats.get("bindings_active"),
             "answers_sent": " ".join(f"{k}={v}" for k, v in sent.items()) or None,
             "packets_passed": counters.get("passed", 0),
-            "packets_dropped": counters.get("dropped", 0)}
+            "packets_dropped": counters.get("dropped", 0),
+            "lease_events_waiting": stats.get("leases_waiting", 0),
+            "lease_spool_errors": counters.get("lease_spool_errors", 0)}

@@ -3,8 +3,9 @@
 One thread, one ``select`` loop over the NFQUEUE sockets, the binding directory's inotify fd and
 a netlink socket for links; answers go out on one packet socket.  Every queued packet gets its
 verdict in the same iteration it was read; an iteration reads at most ``_BATCH`` packets per
-queue, so that under sustained load lease events, links, bindings and the status still get
-their turn.
+queue, so that under sustained load links, bindings and the status still get their turn.
+Lease events go to the spool and the broker from a thread of their own (``leases``): the
+loop never waits for the disk.
 """
 
 import collections
@@ -24,6 +25,7 @@ from snf_ganeti.daemon_status import Housekeeping
 from snf_ganeti.dhcp import dhcpv4, handler, ipv6, steering
 from snf_ganeti.dhcp.answer import Link
 from snf_ganeti.dhcp.binding import parse_binding
+from snf_ganeti.dhcp.leases import LeaseWriter
 from snf_ganeti.dhcp.table import BindingTable
 from snf_ganeti.errors import BindingError, SnfGanetiError
 from snf_ganeti.ganeti.ssconf import this_node
@@ -37,22 +39,17 @@ _DIR_MASK = (pyinotify.IN_CLOSE_WRITE | pyinotify.IN_MOVED_TO | pyinotify.IN_MOV
              pyinotify.IN_DELETE | pyinotify.IN_Q_OVERFLOW)
 _QUEUE_LEN = 5000
 _BATCH = 256
-# Lease events are spooled (one fsync) at most this often: under load, one fsync per loop
-# iteration cost more than the answers themselves, and one per 256 leases still blocked the
-# loop a tenth of the time.  The cap bounds what waits in memory.
-_LEASE_DELAY = 0.1
-_LEASE_CAP = 8192
+_STOP_TIMEOUT = 30      # for the lease events still waiting for the spool at exit
 
 
 class Dhcpd:
     def __init__(self, config, publisher, clock=time.time):
         self.config, self.dhcp = config, config.dhcp
-        self.publisher, self.clock = publisher, clock
+        self.leases, self.clock = LeaseWriter(publisher), clock
         self.node = this_node(config.eventd.node_name)
         self.table = BindingTable()
         self.duid = ipv6.server_duid(_machine_id())
         self.stats = collections.Counter()
-        self.leases = []        # Envelopes of lease events, spooled every _LEASE_DELAY
         self._lease_encoders = {}
         self.templates = dhcpv4.ReplyTemplates()
         self.sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -127,7 +124,7 @@ class Dhcpd:
             log.debug("no answer on ifindex %s: %s", queued.ifindex, answer.kind)
         if answer.lease is not None:
             # Encoded now rather than all at the flush, which would hold up the answers.
-            self.leases.append(self.lease_envelope(answer.lease))
+            self.leases.put(self.lease_envelope(answer.lease))
 
     def lease_envelope(self, lease):
         """The lease event of ``lease`` (an Answer's), encoded through the encoder kept for
@@ -140,11 +137,6 @@ class Dhcpd:
                 lease, *lease_event.encoder({"node": self.node, **lease}))
         now = self.clock()
         return Envelope(new_message_id(), cached[1], cached[2](now), now)
-
-    def flush_leases(self):
-        if self.leases:
-            self.publisher.publish_envelopes(self.leases)
-            self.leases = []
 
     def send(self, frame_list, kind):
         for frame in frame_list:
@@ -188,7 +180,9 @@ class Dhcpd:
         return {"pid": os.getpid(), "updated": self.clock(), "node": self.node,
                 "steering": self.steering.installed,
                 "bindings_loaded": len(self.table.bindings),
-                "bindings_active": len(self.table.active()), "counters": dict(self.stats)}
+                "bindings_active": len(self.table.active()),
+                "leases_waiting": self.leases.waiting,
+                "counters": {**self.stats, "lease_spool_errors": self.leases.spool_errors}}
 
     def write_status(self):
         path = self.dhcp.status_file
@@ -219,11 +213,12 @@ class Dhcpd:
                      ", ".join(str(r.queue) for r in self.steering.rules[:1]) and
                      sorted({r.queue for r in self.steering.rules}))
             sdnotify.notify("READY=1", f"STATUS={len(self.table.bindings)} bindings")
+            self.leases.start()
             self._loop(should_stop, notifier, netlink)
         finally:
             sdnotify.notify("STOPPING=1")
-            self.flush_leases()
             self.steering.remove()
+            self.leases.stop(_STOP_TIMEOUT)
             for queue in self.queues:
                 queue.unbind()
             notifier.stop()
@@ -243,10 +238,9 @@ class Dhcpd:
         inotify_fd = notifier._fd
         next_ra = self.clock()
         housekeeping = Housekeeping(self.write_status)
-        last_leases = 0.0
         while not should_stop():
             now = self.clock()
-            timeout = max(0.0, min(next_ra - now, _LEASE_DELAY if self.leases else 1.0))
+            timeout = max(0.0, min(next_ra - now, 1.0))
             try:
                 readable, _, _ = select.select([*queue_fds, inotify_fd, netlink], [], [],
                                                timeout)
@@ -264,11 +258,6 @@ class Dhcpd:
                     batch.left = _BATCH
                     queue.run_socket(batch)
             now = self.clock()
-            if self.leases and (len(self.leases) >= _LEASE_CAP or
-                                now - last_leases >= _LEASE_DELAY):
-                self.flush_leases()
-                last_leases = now
-            self.publisher.pump()
             if now >= next_ra:
                 self.periodic_ra()
                 next_ra = now + self.dhcp.ra_period

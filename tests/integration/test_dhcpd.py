@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+from snf_ganeti.spool import Spool
+from tests.support import images
 from tests.support.dhcp_lab import DhcpLab, GATEWAY, NAMESERVERS
 
 pytestmark = pytest.mark.integration
@@ -176,6 +178,7 @@ def test_status_command_shows_bindings_and_counters(lab):
     result = cli("--config", lab.config(), "status")
     text = result.stdout
     assert "bindings_loaded: 1" in text and "offer=1" in text and "ack=1" in text, text
+    assert "lease_events_waiting: 0" in text and "lease_spool_errors: 0" in text, text
 
 
 @pytest.mark.parametrize("backend,steering", [("nftables", "iptables-nft"),
@@ -225,3 +228,55 @@ def test_lease_event_published_for_each_ack(netns, tmp_path, amqp_config, consum
     assert body["type"] == "snf-dhcp-lease" and body["ip"] == vm.ip and body["mac"] == vm.mac
     assert body["tap"] == vm.tap and body["instance"] == "vm16.example.org"
     assert body["node"] == "hv.example.test" and body["lease_time"] == 604800
+
+
+@pytest.fixture
+def freezable_spool(tmp_path):
+    """A spool directory on an ext4 of its own, and ``fsfreeze`` for it: writing there then
+    blocks as on a disk that takes seconds per fsync."""
+    image = tmp_path / "spool.ext4"
+    with open(image, "wb") as stream:
+        stream.truncate(32 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    with images.mounted_file(str(image)) as target:
+        frozen = []
+
+        def freeze(on=True):
+            if on != bool(frozen):
+                subprocess.run(["fsfreeze", "-f" if on else "-u", target], check=True)
+                frozen[:] = [True] if on else []
+        try:
+            yield target, freeze
+        finally:
+            freeze(False)
+
+
+def test_answers_do_not_wait_for_the_spool(netns, tmp_path, freezable_spool):
+    """A client that asks while the disk stalls gets its address at once; its lease event
+    reaches the spool when the disk writes again (found by CI: a slow fsync held up the
+    answers so long that a udhcpc gave up)."""
+    from tests.support.procs import cli
+    spool_dir, freeze = freezable_spool
+    lab = DhcpLab(netns, tmp_path, amqp={"spool_dir": spool_dir})
+    lab.start()
+    try:
+        vms = [lab.vm(3), lab.vm(4)]
+        lab.wait_for(lambda: lab.status().get("bindings_active") == 2, what="the bindings")
+        freeze()
+        for vm in vms:      # the second asks after the first's lease event is due
+            vm.udhcpc(tries=3, timeout=10)
+            assert vm.reports("bound")[0]["ip"] == vm.ip
+        lab.wait_for(lambda: lab.status().get("leases_waiting") == 2,
+                     what="the lease events to wait for the spool")
+        assert not Spool(spool_dir).entries()
+        shown = cli("--config", lab.config(), "status").stdout
+        assert "lease_events_waiting: 2" in shown, shown
+        freeze(False)
+        lab.wait_for(lambda: lab.status().get("leases_waiting") == 0,
+                     what="the lease events to be spooled")
+        spool = Spool(spool_dir)
+        bodies = [json.loads(e.body) for name in spool.entries() for e in spool.read(name)]
+        assert [(b["type"], b["ip"]) for b in bodies] == [("snf-dhcp-lease", vm.ip) for vm in vms]
+    finally:
+        freeze(False)
+        assert lab.stop() == 0

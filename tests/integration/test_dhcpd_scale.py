@@ -2,6 +2,7 @@
 
 import os
 import statistics
+import subprocess
 import time
 
 import pytest
@@ -25,7 +26,8 @@ def test_200_simultaneous_clients_are_all_bound(netns, tmp_path, measurement):
             started[vm.tap] = time.time_ns()
             clients.append(vm.ns.popen(
                 "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3",
-                "-s", vm.script(), stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w")))
+                "-s", vm.script(), stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(vm.out, "udhcpc.log"), "w")))
         for client in clients:
             client.wait(timeout=120)
         delays, unbound = [], []
@@ -35,7 +37,9 @@ def test_200_simultaneous_clients_are_all_bound(netns, tmp_path, measurement):
                 unbound.append(vm.tap)
                 continue
             delays.append((int(bound[0].split("-")[0]) - started[vm.tap]) / 1e6)
-        assert not unbound, f"{len(unbound)} VMs not bound: {unbound[:10]}"
+        assert not unbound, f"{len(unbound)} VMs not bound: {unbound[:10]}\n" + \
+            "\n".join(lab.explain(vm) for vm in vms if vm.tap in unbound[:3]) + \
+            f"\nstatus {lab.status()}\n{lab.logs()[-3000:]}"
         delays.sort()
         p50, p99 = statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
         measurement(f"{VMS} simultaneous udhcpc: time to ACK p50 {p50:.0f} ms, "

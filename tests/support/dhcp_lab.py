@@ -152,6 +152,16 @@ class DhcpLab:
         except (OSError, ValueError):
             return {}
 
+    def explain(self, vm):
+        """What a test that found ``vm`` unanswered should say: its client's output, the
+        reports it wrote and both ends' packet counters."""
+        log = os.path.join(vm.out, "udhcpc.log")
+        said = open(log).read().strip() if os.path.exists(log) else "(no client log)"
+        tap = self.hv.run("ip", "-s", "-o", "link", "show", vm.tap, check=False).stdout
+        eth0 = vm.ns.run("ip", "-s", "-o", "link", "show", "eth0", check=False).stdout
+        return (f"{vm.tap}: reports {sorted(os.listdir(vm.out))}\nclient said: {said}\n"
+                f"hv: {tap.strip()}\nvm: {eth0.strip()}")
+
     def counter(self, name):
         return self.status().get("counters", {}).get(name, 0)
 
