@@ -46,7 +46,10 @@ class Housekeeping:
 
 
 def run_daemon(args, build, name):
-    """``build(config, publisher).run(should_stop)`` until SIGTERM or SIGINT; exit status 0."""
+    """``build(config, publisher).run(should_stop)`` until SIGTERM or SIGINT; exit status 0.
+
+    The publisher is closed (flushed for ``amqp.confirm_timeout``) unless the daemon says a
+    thread of its own still uses it (``publisher_in_use``): the spool keeps what it holds."""
     from snf_ganeti import cli
     from snf_ganeti.publisher import Publisher
     config = cli.load_config(args)
@@ -54,9 +57,11 @@ def run_daemon(args, build, name):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.append(True))
     publisher = Publisher(config.amqp)
+    daemon = build(config, publisher)
     try:
-        build(config, publisher).run(lambda: bool(stop))
+        daemon.run(lambda: bool(stop))
     finally:
-        publisher.close(timeout=config.amqp.confirm_timeout)
+        if not getattr(daemon, "publisher_in_use", False):
+            publisher.close(timeout=config.amqp.confirm_timeout)
     logging.getLogger(f"snf-ganeti.{name}").info("%s stopped", name)
     return 0

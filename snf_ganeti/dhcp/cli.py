@@ -35,4 +35,5 @@ def status(config):
             "packets_passed": counters.get("passed", 0),
             "packets_dropped": counters.get("dropped", 0),
             "lease_events_waiting": stats.get("leases_waiting", 0),
-            "lease_spool_errors": counters.get("lease_spool_errors", 0)}
+            "lease_spool_errors": counters.get("lease_spool_errors", 0),
+            "lease_events_dropped": counters.get("lease_events_dropped", 0)}

@@ -46,6 +46,7 @@ class Dhcpd:
     def __init__(self, config, publisher, clock=time.time):
         self.config, self.dhcp = config, config.dhcp
         self.leases, self.clock = LeaseWriter(publisher), clock
+        self.publisher_in_use = False   # by a lease thread that did not stop (run_daemon)
         self.node = this_node(config.eventd.node_name)
         self.table = BindingTable()
         self.duid = ipv6.server_duid(_machine_id())
@@ -182,7 +183,8 @@ class Dhcpd:
                 "bindings_loaded": len(self.table.bindings),
                 "bindings_active": len(self.table.active()),
                 "leases_waiting": self.leases.waiting,
-                "counters": {**self.stats, "lease_spool_errors": self.leases.spool_errors}}
+                "counters": {**self.stats, "lease_spool_errors": self.leases.spool_errors,
+                             "lease_events_dropped": self.leases.dropped}}
 
     def write_status(self):
         path = self.dhcp.status_file
@@ -217,14 +219,16 @@ class Dhcpd:
             self._loop(should_stop, notifier, netlink)
         finally:
             sdnotify.notify("STOPPING=1")
-            self.steering.remove()
-            self.leases.stop(_STOP_TIMEOUT)
-            for queue in self.queues:
-                queue.unbind()
-            notifier.stop()
-            netlink.close()
-            self.sender.close()
-            self.write_status()
+            try:
+                self.steering.remove()
+            finally:
+                self.publisher_in_use = not self.leases.stop(_STOP_TIMEOUT)
+                for queue in self.queues:
+                    queue.unbind()
+                notifier.stop()
+                netlink.close()
+                self.sender.close()
+                self.write_status()
 
     def _loop(self, should_stop, notifier, netlink):
         queue_fds = {queue.get_fd(): (queue, _Batch(queue.get_fd())) for queue in self.queues}

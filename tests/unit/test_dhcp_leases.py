@@ -1,7 +1,10 @@
 """LeaseWriter: lease events reach the spool in order, from a thread of their own, and a
 batch the spool refused is written again rather than lost."""
 
+import argparse
+import json
 import threading
+import time
 
 import pytest
 
@@ -12,26 +15,30 @@ pytestmark = pytest.mark.unit
 
 
 class Publisher:
-    """Records each spool write; refuses the first ``refusals`` (a full disk, say), and
-    blocks every write while ``stalled`` is clear (a disk that takes seconds per fsync)."""
+    """Records each spool write; refuses the first ``refusals`` (a full disk, say) with
+    ``error``, and blocks every write while ``stalled`` is clear (a disk that takes seconds
+    per fsync)."""
 
-    def __init__(self, refusals=0):
-        self.written, self.refusals, self.pumps = [], refusals, 0
+    def __init__(self, refusals=0, error=None):
+        self.written, self.refusals, self.pumps, self.calls = [], refusals, 0, 0
+        self.error = error or SpoolError("/spool: cannot spool message: No space left on device")
         self.stalled = threading.Event()
         self.stalled.set()
         self.writing = threading.Event()
         self.thread = None
 
     def publish_envelopes(self, envelopes):
+        self.calls += 1
         self.thread = threading.current_thread().name
         self.writing.set()
         self.stalled.wait()
         if self.refusals:
             self.refusals -= 1
-            raise SpoolError("/spool: cannot spool message: No space left on device")
+            raise self.error
         self.written.append(list(envelopes))
 
     def pump(self):
+        self.calls += 1
         self.pumps += 1
 
 
@@ -64,25 +71,77 @@ def test_events_arriving_during_a_slow_write_go_in_the_next_one():
 def test_a_refused_batch_is_written_again_first(caplog):
     publisher = Publisher(refusals=2)
     writer = LeaseWriter(publisher, retry=0.01)
-    writer.start()
     writer.put("a")
     writer.put("b")
+    writer.start()
+    writer.put("c")
     assert writer.stop(timeout=10)
-    assert [n for batch in publisher.written for n in batch] == ["a", "b"]
+    assert [n for batch in publisher.written for n in batch] == ["a", "b", "c"]
     assert writer.spool_errors == 2 and writer.waiting == 0
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert errors == ["/spool: cannot spool message: No space left on device; 2 lease events "
-                      "kept in memory, trying again"]    # once, not once per attempt
+    assert len(errors) == 1, errors     # once, not once per attempt
+    assert errors[0].startswith("/spool: cannot spool message: No space left on device; ")
 
 
-def test_stop_says_what_the_spool_did_not_take(caplog):
+def test_an_unexpected_error_does_not_end_the_thread(caplog):
+    publisher = Publisher(refusals=1, error=OSError(5, "Input/output error"))
+    writer = LeaseWriter(publisher, retry=0.01)
+    writer.put("a")
+    writer.start()
+    assert writer.stop(timeout=10)
+    assert publisher.written == [["a"]]
+    assert "lease events: OSError: [Errno 5] Input/output error" in caplog.text
+
+
+def test_beyond_the_cap_new_events_are_dropped_not_waited_for(caplog):
+    publisher = Publisher()
+    publisher.stalled.clear()
+    writer = LeaseWriter(publisher, cap=10)
+    writer.start()
+    writer.put(0)
+    assert publisher.writing.wait(10)
+    for n in range(1, 30):          # the answering loop must not wait: put() returns
+        writer.put(n)
+    assert writer.waiting == 10 and writer.dropped == 20
+    assert caplog.text.count("new ones are dropped") == 1
+    publisher.stalled.set()
+    assert writer.stop(timeout=10)
+    assert [n for batch in publisher.written for n in batch] == list(range(10))
+
+
+def test_after_a_timed_out_stop_the_publisher_is_left_alone(caplog):
     publisher = Publisher(refusals=10**6)
     writer = LeaseWriter(publisher, retry=0.01)
     writer.start()
     writer.put("a")
     assert not writer.stop(timeout=0.3)
     assert "1 lease events not spooled at exit" in caplog.text
+    writer._thread.join(5)
+    calls = publisher.calls
+    time.sleep(0.2)
+    assert not writer._thread.is_alive() and publisher.calls == calls
 
 
 def test_stop_before_start_has_nothing_to_write():
     assert LeaseWriter(Publisher()).stop(timeout=1)
+
+
+@pytest.mark.parametrize("in_use", [False, True])
+def test_run_daemon_closes_the_publisher_unless_a_thread_still_uses_it(
+        tmp_path, monkeypatch, in_use):
+    from snf_ganeti import daemon_status, pathutils, publisher
+    config = tmp_path / "snf-ganeti.yaml"
+    config.write_text(json.dumps({"amqp": {"urls": ["amqp://guest:guest@127.0.0.1:1/"],
+                                           "spool_dir": str(tmp_path / "spool")}}))
+    monkeypatch.setattr(pathutils, "CONFIG_CACHE", str(tmp_path / "config.cache"))
+    closed = []
+    monkeypatch.setattr(publisher.Publisher, "close", lambda self, timeout=0: closed.append(1))
+
+    class Daemon:
+        def __init__(self, config, publisher):
+            self.publisher_in_use = in_use
+
+        def run(self, should_stop):
+            pass
+    assert daemon_status.run_daemon(argparse.Namespace(config=str(config)), Daemon, "x") == 0
+    assert closed == ([] if in_use else [1])
