@@ -29,6 +29,10 @@ STATUS_FILE = "status.json"
 # Not IN_CREATE on the queue itself: every temporary file would cost an event.
 _QUEUE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CLOSE_WRITE
 _ARCHIVE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CREATE
+# luxid hands out job ids under a lock but writes the job files after releasing it: for a
+# moment a lower id can have no file while a higher one has.  A missing id counts as never
+# coming once the job file above it is this old (seconds), and is looked for again until then.
+GAP_GRACE = 60.0
 
 
 class Eventd:
@@ -47,6 +51,7 @@ class Eventd:
         self._cluster = None
         self._batch = []      # messages planned since the last flush_batch()
         self._dirty = False   # state changed since it was last saved
+        self._gaps_pending = False  # ids without a job file, too recent to count as never
 
     # -- the master check and the cluster name --------------------------------
 
@@ -55,8 +60,11 @@ class Eventd:
         try:
             master = self.ssconf.master_node() == self.node
         except SnfGanetiError as err:
-            log.warning("cannot tell the master node: %s", err)
-            master = False
+            # As before: a passing read error must not turn the master's finished jobs into
+            # jobs another node published.
+            master = bool(self.stats["master"])
+            log.warning("cannot tell the master node (%s); taking this node as %s", err,
+                        "master" if master else "not master")
         if master != self.stats["master"]:
             log.info("%s is %s master", self.node, "now" if master else "not")
             self.stats["master"] = master
@@ -151,9 +159,13 @@ class Eventd:
         """
         files = self.job_files()
         first_start = not self.state.existed
-        self.state.mark_gaps(files)
+        self.settle_gaps(files)
         spooled = self.spooled_ids()
         pending, records = [], []
+        history = first_start and not self.config.eventd.replay_history
+        if history:     # Ganeti archives only finished jobs: no need to read them
+            self.state.mark_done(j for j, path in files.items()
+                                 if os.path.dirname(path) != self.queue_dir)
         for job_id in sorted(files):
             if self.state.is_done(job_id):
                 continue
@@ -164,7 +176,7 @@ class Eventd:
                 continue
             if job is None:
                 continue
-            if first_start and job.finalized and not self.config.eventd.replay_history:
+            if history and job.finalized:
                 records.append((job, tuple(op.status for op in job.ops)))
                 continue
             messages, record = self.plan(job)
@@ -176,6 +188,23 @@ class Eventd:
             self.state.record(job.id, record, finished=job.finalized)
         self.state.save()
         log.info("caught up: %d job files, %d messages", len(files), len(pending))
+
+    def settle_gaps(self, files):
+        """Mark done the ids that will never have a job file (``files``: job_files()); the
+        others (GAP_GRACE) are looked at again from the loop."""
+        now, settled, self._gaps_pending = self.clock(), [], False
+        for gap, above in self.state.gaps(files):
+            try:
+                age = now - os.stat(files[above]).st_mtime
+            except OSError:     # archived meanwhile: look again
+                age = 0.0
+            if age >= GAP_GRACE:
+                settled.append(gap)
+            else:
+                self._gaps_pending = True
+        if settled:
+            self.state.mark_done(settled)
+            self._dirty = True
 
     def spooled_ids(self):
         """Message ids already spooled (a crash between spooling and saving state)."""
@@ -213,7 +242,7 @@ class Eventd:
         log.info("eventd starting on %s, watching %s", self.node, self.queue_dir)
         self.catch_up()
         sdnotify.notify("READY=1", f"STATUS=watching {self.queue_dir}")
-        last_beat = 0.0
+        last_beat = last_gaps = 0.0
         housekeeping = Housekeeping(self.write_status)
         while not should_stop():
             if notifier.check_events():
@@ -226,6 +255,10 @@ class Eventd:
                 last_beat = now
                 if self.is_master():
                     self.publish([heartbeat.build_timed(self.cluster(), self.node, now)])
+            if self._gaps_pending and now - last_gaps >= GAP_GRACE / 4:
+                last_gaps = now
+                self.settle_gaps(self.job_files())
+                self.flush_batch()
             housekeeping.tick(now)
         sdnotify.notify("STOPPING=1")
         notifier.stop()

@@ -58,14 +58,18 @@ class PublishedState:
         else:
             self.jobs[job_id] = tuple(statuses)
 
-    def mark_gaps(self, present_ids):
-        """Ids below the highest present one that have no job file anywhere never will."""
-        if not present_ids:
-            return
-        present = set(present_ids)
-        for job_id in range(self.watermark + 1, max(present)):
-            if job_id not in present:
-                self.done.add(job_id)
+    def gaps(self, present_ids):
+        """(id, the next present id above it) for every id above the watermark, not done,
+        without a job file and below the highest present one."""
+        found, below = [], self.watermark
+        for above in sorted(j for j in set(present_ids) if j > self.watermark):
+            found += [(j, above) for j in range(below + 1, above) if j not in self.done]
+            below = above
+        return found
+
+    def mark_done(self, job_ids):
+        """Ids that will never have a job file (see the daemon's settle_gaps)."""
+        self.done.update(job_ids)
         self._compact()
 
     def _compact(self):

@@ -145,6 +145,10 @@ def test_missed_transitions_are_sent_after_restart_and_nothing_twice(eventd, gan
 
 def test_first_start_does_not_replay_history(eventd, ganeti_dir, consumer, tmp_path):
     versions = sample_versions("instance-startup")
+    ganeti_dir.write_job(versions[-1], job_id=9)
+    ganeti_dir.archive(9)
+    with open(os.path.join(ganeti_dir.queue, "archive", "0", "job-9"), "w") as stream:
+        stream.write("{not read: archived jobs are finished}")
     ganeti_dir.write_job(versions[-1], job_id=10)  # finished before eventd ever ran
     ganeti_dir.write_job(versions[0], job_id=11)   # still queued
     process = eventd.start(eventd.config(ganeti_dir, tmp_path / "state"))
@@ -152,7 +156,38 @@ def test_first_start_does_not_replay_history(eventd, ganeti_dir, consumer, tmp_p
     time.sleep(0.5)
     got += unique(consumer.drain())
     assert [(b["jobId"], b["status"]) for _, b in got] == [(11, "queued")]
+    assert "job-9" not in eventd.stop(process)
+
+
+def test_a_job_file_written_after_a_higher_ones_is_still_published(eventd, ganeti_dir,
+                                                                   consumer, tmp_path):
+    """luxid hands out job ids under a lock and writes the files after it: job 31's file can
+    appear after job 32's, here across eventd's start (its catch-up sees the gap)."""
+    versions = sample_versions("instance-create")
+    ganeti_dir.write_job(versions[0], job_id=30)
+    ganeti_dir.write_job(versions[0], job_id=32)
+    process = eventd.start(eventd.config(ganeti_dir, tmp_path / "state"))
+    assert sorted(b["jobId"] for _, b in unique(consumer.drain(expect=2))) == [30, 32]
+    for version in versions:
+        ganeti_dir.write_job(version, job_id=31)
+    got = unique(consumer.drain(expect=4))
+    assert [(b["jobId"], b["status"]) for _, b in got] == [
+        (31, "queued"), (31, "waiting"), (31, "running"), (31, "success")]
     eventd.stop(process)
+
+
+def test_a_master_that_cannot_read_ssconf_for_a_moment_still_publishes(eventd, ganeti_dir,
+                                                                      consumer, tmp_path):
+    process = eventd.start(eventd.config(ganeti_dir, tmp_path / "state"))
+    ganeti_dir.write_job(sample_versions("instance-create")[0], job_id=40)
+    assert [b["jobId"] for _, b in unique(consumer.drain(expect=1))] == [40]
+    os.unlink(os.path.join(ganeti_dir.path, "ssconf_master_node"))  # mid-replacement, say
+    for version in sample_versions("instance-create"):
+        ganeti_dir.write_job(version, job_id=41)
+    got = unique(consumer.drain(expect=4))
+    assert [(b["jobId"], b["status"]) for _, b in got][-1] == (41, "success")
+    stderr = eventd.stop(process)
+    assert "cannot tell the master node" in stderr and "taking this node as master" in stderr
 
 
 def test_only_the_master_publishes_and_failover_moves_it(eventd, tmp_path, consumer):
