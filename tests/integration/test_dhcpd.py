@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -64,14 +65,17 @@ def test_dhcpcd_gets_exactly_the_binding(lab):
 
 
 def listen_dhcp_server_port(lab, timeout=8):
-    """A UDP socket on port 67 in hv: prints the chaddr of the first request that passes."""
-    return lab.hv.popen("python3", "-c", (
+    """A UDP socket on port 67 in hv: prints the chaddr of the first request that passes
+    (after a line saying it listens: returned once that line is read)."""
+    listener = lab.hv.popen("python3", "-c", (
         "import socket\n"
         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
         "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-        f"s.bind(('0.0.0.0',67)); s.settimeout({timeout})\n"
+        f"s.bind(('0.0.0.0',67)); s.settimeout({timeout}); print('listening', flush=True)\n"
         "try: print(s.recvfrom(2048)[0][28:34].hex(), flush=True)\n"
         "except socket.timeout: pass\n"), stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline() == "listening\n"
+    return listener
 
 
 def test_a_mac_without_binding_gets_no_answer_and_its_packet_passes_on(lab):
@@ -128,10 +132,13 @@ def test_deleting_a_binding_stops_the_answers(lab):
     lab.start()
     vm = lab.vm(9)
     vm.udhcpc()
+    lab.wait_for(lambda: lab.counter("sent_ack") >= 1, what="the ACK in the counters")
+    acks = lab.counter("sent_ack")      # more than one if the client asked again
     (lab.bindings_dir / vm.tap).unlink()
     lab.wait_for(lambda: lab.status().get("bindings_loaded") == 0, what="the removal")
     assert vm.udhcpc(tries=2, check=False).returncode != 0
-    assert lab.counter("sent_ack") == 1 and lab.counter("passed") >= 1
+    lab.wait_for(lambda: lab.counter("passed") >= 1, what="the passed packets")
+    assert lab.counter("sent_ack") == acks
 
 
 def test_a_malformed_binding_is_logged_by_name_and_the_others_keep_working(lab):
@@ -175,10 +182,11 @@ def test_status_command_shows_bindings_and_counters(lab):
     lab.start()
     vm = lab.vm(14)
     vm.udhcpc()
-    lab.wait_for(lambda: lab.counter("sent_ack") == 1, what="the status file")
+    lab.wait_for(lambda: lab.counter("sent_ack") >= 1, what="the status file")
     result = cli("--config", lab.config(), "status")
     text = result.stdout
-    assert "bindings_loaded: 1" in text and "offer=1" in text and "ack=1" in text, text
+    assert "bindings_loaded: 1" in text and re.search(r"\back=[1-9]", text) and \
+        re.search(r"\boffer=[1-9]", text), text
     assert "lease_events_waiting: 0" in text and "lease_spool_errors: 0" in text, text
 
 
@@ -267,7 +275,7 @@ def test_answers_do_not_wait_for_the_spool(tmp_path, freezable_spool, netns):
         lab.wait_for(lambda: lab.status().get("bindings_active") == 2, what="the bindings")
         freeze()
         for vm in vms:      # the second asks after the first's lease event is due
-            vm.udhcpc(tries=3, timeout=10)
+            vm.udhcpc()
             assert vm.reports("bound")[0]["ip"] == vm.ip
         lab.wait_for(lambda: lab.status().get("leases_waiting") == 2,
                      what="the lease events to wait for the spool")

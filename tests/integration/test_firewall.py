@@ -211,9 +211,11 @@ def _arp(dst_mac, sha, spa, tpa, src_mac=VM_MAC):
 def sniffing(ns, frames_from, frames, seconds=1.0):
     """What ``ns``'s eth0 receives while ``frames_from`` sends ``frames`` from its eth0."""
     sniffer = ns.popen(sys.executable, DRIVER, "sniff", "eth0", str(seconds),
-                       stdout=subprocess.PIPE, text=True)
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert sniffer.stdout.readline().strip() == "ready"
     run_driver(frames_from, "send", "eth0", json.dumps(frames))
+    sniffer.stdin.write("sent\n")
+    sniffer.stdin.close()
     return json.loads(sniffer.stdout.read())
 
 

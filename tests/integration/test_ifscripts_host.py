@@ -63,8 +63,10 @@ def state_of(hv):
             "proxy": hv.run("ip", "-6", "neigh", "show", "proxy").stdout}
 
 
-def ping(ns, address):
-    return ns.run("busybox", "ping", "-c", "2", "-w", "3", address, check=False).returncode == 0
+def ping(ns, address, deadline=15):
+    """One echo reply within ``deadline`` seconds: short only where none is expected."""
+    return ns.run("busybox", "ping", "-c", "1", "-w", str(deadline), address,
+                  check=False, timeout=deadline + 15).returncode == 0
 
 
 def ifup_driver(ns, config, action, env):
@@ -84,7 +86,7 @@ def test_routed_nics_share_one_policy_rule_per_link(routed, netns, tmp_path, bac
     config = write_config(tmp_path, backend)
     tap1 = routed_env(INTERFACE="tap1", MAC="aa:6b:39:22:33:55", IP="192.0.2.11")
     before = state_of(hv)
-    assert not ping(vm, "192.0.2.1")
+    assert not ping(vm, "192.0.2.1", deadline=3)
     ifup_driver(hv, config, "up", routed_env())
     state = json.loads((tmp_path / "nics" / "tap0.json").read_text())
     assert state["table"] == 100 and state["mark"] == 0x534E0064
@@ -103,7 +105,7 @@ def test_routed_nics_share_one_policy_rule_per_link(routed, netns, tmp_path, bac
     assert state_of(hv)["rules"] == after["rules"]  # one rule per link, not per NIC
     ifup_driver(hv, config, "down", {"INTERFACE": "tap0"})
     assert "fwmark 0x534e0064 lookup 100" in state_of(hv)["rules"]  # tap1 still uses it
-    assert ping(vm2, "192.0.2.1") and not ping(vm, "192.0.2.1")
+    assert ping(vm2, "192.0.2.1") and not ping(vm, "192.0.2.1", deadline=3)
     ifup_driver(hv, config, "down", {"INTERFACE": "tap1"})
     assert state_of(hv) == before
 
@@ -195,7 +197,8 @@ def test_vxlan_private_networks_span_nodes_and_stay_apart(netns):
         vms[label] = vm
     assert "vxlan id 7" in node1.run("ip", "-d", "link", "show", "vxlan7").stdout
     assert ping(vms["a"], "10.7.0.2") and ping(vms["b"], "10.7.0.1")
-    assert not ping(vms["a"], "10.7.0.3") and not ping(vms["c"], "10.7.0.1")
+    assert not ping(vms["a"], "10.7.0.3", deadline=3) and \
+        not ping(vms["c"], "10.7.0.1", deadline=3)
 
 
 def test_vlan_private_bridge_request(netns):

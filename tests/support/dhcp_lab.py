@@ -67,7 +67,8 @@ class Vm:
                                       if "=" in line))
         return found
 
-    def udhcpc(self, tries=3, timeout=30, check=True):
+    def udhcpc(self, tries=10, timeout=60, check=True):
+        # Ten one-second tries: a loaded machine can take seconds to answer.
         return self.ns.run("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", tries, "-T", 1,
                            "-O", "mtu", "-O", "hostname", "-O", "domain", "-s", self.script(),
                            check=check, timeout=timeout)

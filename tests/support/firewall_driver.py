@@ -172,14 +172,21 @@ def send(ifname, specs):
 
 
 def sniff(ifname, seconds):
+    """What arrives on ``ifname`` until ``seconds`` after stdin says the frames were sent
+    (or closes): the window does not depend on how soon the sender got to run."""
     seen = []
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
         sock.bind((ifname, 0))
         print("ready", flush=True)
-        deadline = time.monotonic() + seconds
+        deadline, watched = time.monotonic() + 120, [sock, sys.stdin]
         while (left := deadline - time.monotonic()) > 0:
-            if not select.select([sock], [], [], left)[0]:
+            readable = select.select(watched, [], [], left)[0]
+            if not readable:
                 break
+            if sys.stdin in readable:
+                sys.stdin.readline()
+                watched, deadline = [sock], time.monotonic() + seconds
+                continue
             data, address = sock.recvfrom(4096)
             if address[2] != PACKET_OUTGOING and (summary := _summary(data)):
                 seen.append(summary)
