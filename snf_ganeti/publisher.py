@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 WINDOW = 512
 RELIST_SECONDS = 0.2
+# flush() and close() wait at least this long for confirmed entries to be deleted: not for
+# good, as a stalled disk would then hold a daemon's exit until systemd kills it.
+REMOVE_GRACE = 5.0
 _BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
@@ -130,8 +133,12 @@ class _Remover:
             finally:
                 self._names.task_done()
 
-    def wait(self):
-        self._names.join()
+    def wait(self, timeout=None):
+        """True once every removal asked for is done; False after ``timeout`` seconds (a
+        stalled disk): what is left is sent once more by the next sender."""
+        done = self._names.all_tasks_done
+        with done:
+            return done.wait_for(lambda: not self._names.unfinished_tasks, timeout)
 
 
 class Publisher:
@@ -215,7 +222,9 @@ class Publisher:
         return True
 
     def flush(self, timeout):
-        """Deliver every spooled message; True when the spool is empty.
+        """Deliver every spooled message; True when the broker confirmed them all (their
+        entries deleted, or left for the next sender to send once more if the disk stalls
+        for more than REMOVE_GRACE).
 
         Gives up after ``timeout`` seconds (the messages stay spooled), or at
         once when another process is the sender (it will deliver them).
@@ -229,7 +238,7 @@ class Publisher:
             if self._connection is not None and not self._queue and not self._inflight:
                 self._relist()
                 if not self._queue and not self._inflight:
-                    self._remover.wait()
+                    self._remover.wait(max(REMOVE_GRACE, deadline - self._clock()))
                     return True
             remaining = deadline - self._clock()
             if remaining <= 0:
@@ -247,7 +256,7 @@ class Publisher:
         if timeout > 0:
             self.flush(timeout)
         self._disconnect(None)
-        self._remover.wait()
+        self._remover.wait(max(REMOVE_GRACE, deadline - self._clock()))
         self._lock.release()
         remaining = deadline - self._clock()
         unseen = [n for n in self.spool.entries() if n not in self._seen]

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.netns",
     "tests.fixtures.ganeti",
     "tests.fixtures.osdefinition",
+    "tests.fixtures.stall",
 ]
 
 _LEVELS = ("unit", "integration", "system")

@@ -8,7 +8,6 @@ import subprocess
 import pytest
 
 from snf_ganeti.spool import SUFFIX, Spool
-from tests.support import images
 from tests.support.dhcp_lab import DhcpLab, GATEWAY, NAMESERVERS
 
 pytestmark = pytest.mark.integration
@@ -239,33 +238,12 @@ def test_lease_event_published_for_each_ack(netns, tmp_path, amqp_config, consum
     assert body["node"] == "hv.example.test" and body["lease_time"] == 604800
 
 
-@pytest.fixture
-def freezable_spool(tmp_path):
-    """A spool directory on an ext4 of its own, and ``fsfreeze`` for it: writing there then
-    blocks as on a disk that takes seconds per fsync."""
-    image = tmp_path / "spool.ext4"
-    with open(image, "wb") as stream:
-        stream.truncate(32 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-    with images.mounted_file(str(image)) as target:
-        frozen = []
-
-        def freeze(on=True):
-            if on != bool(frozen):
-                subprocess.run(["fsfreeze", "-f" if on else "-u", target], check=True)
-                frozen[:] = [True] if on else []
-        try:
-            yield target, freeze
-        finally:
-            freeze(False)
-
-
-def test_answers_do_not_wait_for_the_spool(tmp_path, freezable_spool, netns):
+def test_answers_do_not_wait_for_the_spool(tmp_path, freezable_dir, netns):
     """A client that asks while the disk stalls gets its address at once; its lease event
     reaches the spool when the disk writes again (found by CI: a slow fsync held up the
     answers so long that a udhcpc gave up)."""
     from tests.support.procs import cli
-    spool_dir, freeze = freezable_spool
+    spool_dir, freeze = freezable_dir
     # netns is set up after the spool, so that its teardown kills the daemon, which holds a
     # file there, before the spool is unmounted.
     lab = DhcpLab(netns, tmp_path, amqp={"spool_dir": spool_dir})

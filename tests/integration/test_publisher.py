@@ -60,6 +60,20 @@ def test_each_wait_ends_when_what_it_waits_for_arrives(amqp_config, consumer):
     assert len(consumer.drain(expect=200)) == 200
 
 
+def test_removals_on_a_stalled_disk_are_waited_for_only_so_long(freezable_dir):
+    directory, freeze = freezable_dir
+    spool = Spool(directory)
+    name = spool.put([envelope_for("a.b", {"n": 1})])
+    remover = _Remover(spool)
+    freeze()
+    try:
+        remover.remove(name)
+        assert remover.wait(timeout=0.5) is False
+    finally:
+        freeze(False)
+    assert remover.wait(timeout=30) is True and spool.entries() == []
+
+
 def test_a_confirmed_entry_that_cannot_be_removed_is_not_waited_for(tmp_path, caplog):
     """An immutable spool directory (a real EPERM, even for root): the remover logs it, goes
     on with the next entry, and keeps the name pending so it is not sent again."""
