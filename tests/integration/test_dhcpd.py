@@ -39,7 +39,7 @@ def test_udhcpc_gets_exactly_the_binding(lab):
 
 
 def test_dhclient_gets_exactly_the_binding_and_renews(lab):
-    lab.start(lease_time=6, renewal_time=2, rebinding_time=5)
+    lab.start(lease_time=60, renewal_time=2, rebinding_time=50)  # a stall cannot make it a rebind
     vm = lab.vm(2)
     # a routed node answers ARP for the gateway, to which the client unicasts its renewal
     lab.hv.run("ip", "addr", "add", f"{GATEWAY}/32", "dev", vm.tap)

@@ -44,7 +44,7 @@ def _run_here(*argv, check, timeout):
 @pytest.fixture
 def amqp(amqp_config):
     return {"urls": list(amqp_config.urls), "exchange": amqp_config.exchange,
-            "spool_dir": amqp_config.spool_dir, "connect_timeout": 1.0}
+            "spool_dir": amqp_config.spool_dir, "connect_timeout": 10.0}   # a slow broker
 
 
 def test_start_hook_publishes_net_status(tmp_path, amqp, consumer):
