@@ -147,8 +147,10 @@ def test_cleanup_removes_everything():
         leader = ns.popen("sh", "-c", "sleep 300 & sleep 300")
         # setsid escapes the process group; only the namespace sweep finds it.
         ns.run("sh", "-c", "setsid -f sleep 300 >/dev/null 2>&1 </dev/null")
-        time.sleep(0.2)
-        pids = netns_mod.namespace_pids(ns.name)
+        deadline = time.monotonic() + 20    # the leader's shell starts its sleeps
+        while len(pids := netns_mod.namespace_pids(ns.name)) < 3 and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
         assert leader.pid in pids and len(pids) >= 3
     finally:
         problems = factory.cleanup()
