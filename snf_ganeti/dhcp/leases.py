@@ -45,7 +45,7 @@ class LeaseWriter:
 
     def put(self, envelope):
         """Hand ``envelope`` over; never waits.  Beyond the cap it is dropped and counted."""
-        if self._events.qsize() + len(self._batch) >= self.cap:
+        if self.waiting >= self.cap:
             self.dropped += 1
             self._log("dropped", "%d lease events wait for the spool already: new ones are "
                       "dropped (%d so far)", self.cap, self.dropped)

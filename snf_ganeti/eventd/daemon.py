@@ -31,7 +31,7 @@ _QUEUE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CLOSE_WRITE
 _ARCHIVE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CREATE
 # luxid hands out job ids under a lock but writes the job files after releasing it: for a
 # moment a lower id can have no file while a higher one has.  A missing id counts as never
-# coming once the job file above it is this old (seconds), and is looked for again until then.
+# coming once it has been missing this long (seconds), and is looked for again until then.
 GAP_GRACE = 60.0
 
 
@@ -51,7 +51,7 @@ class Eventd:
         self._cluster = None
         self._batch = []      # messages planned since the last flush_batch()
         self._dirty = False   # state changed since it was last saved
-        self._gaps_pending = False  # ids without a job file, too recent to count as never
+        self._gaps = {}       # job id without a file -> when first seen so (clock)
 
     # -- the master check and the cluster name --------------------------------
 
@@ -60,8 +60,8 @@ class Eventd:
         try:
             master = self.ssconf.master_node() == self.node
         except SnfGanetiError as err:
-            # As before: a passing read error must not turn the master's finished jobs into
-            # jobs another node published.
+            # The last answer holds: a passing read error must not turn the master's
+            # finished jobs into jobs another node published.
             master = bool(self.stats["master"])
             log.warning("cannot tell the master node (%s); taking this node as %s", err,
                         "master" if master else "not master")
@@ -164,8 +164,7 @@ class Eventd:
         pending, records = [], []
         history = first_start and not self.config.eventd.replay_history
         if history:     # Ganeti archives only finished jobs: no need to read them
-            self.state.mark_done(j for j, path in files.items()
-                                 if os.path.dirname(path) != self.queue_dir)
+            self.state.mark_done(self.archived(files))
         for job_id in sorted(files):
             if self.state.is_done(job_id):
                 continue
@@ -190,21 +189,21 @@ class Eventd:
         log.info("caught up: %d job files, %d messages", len(files), len(pending))
 
     def settle_gaps(self, files):
-        """Mark done the ids that will never have a job file (``files``: job_files()); the
-        others (GAP_GRACE) are looked at again from the loop."""
-        now, settled, self._gaps_pending = self.clock(), [], False
-        for gap, above in self.state.gaps(files):
-            try:
-                age = now - os.stat(files[above]).st_mtime
-            except OSError:     # archived meanwhile: look again
-                age = 0.0
-            if age >= GAP_GRACE:
-                settled.append(gap)
-            else:
-                self._gaps_pending = True
+        """Mark done the ids that will never have a job file: those below an archived job
+        (archived hours after it was handed out) at once, the others once missing from
+        ``files`` (job_files()) for GAP_GRACE; until then the loop looks again."""
+        now, top = self.clock(), max(self.archived(files), default=0)
+        gaps = self.state.gaps(files)
+        recent = {j: self._gaps.get(j, now) for j in gaps if j > top}
+        self._gaps = {j: since for j, since in recent.items() if now - since < GAP_GRACE}
+        settled = [j for j in gaps if j not in self._gaps]
         if settled:
             self.state.mark_done(settled)
             self._dirty = True
+
+    def archived(self, files):
+        """The ids in ``files`` (job_files()) whose job is in the archive."""
+        return [j for j, path in files.items() if os.path.dirname(path) != self.queue_dir]
 
     def spooled_ids(self):
         """Message ids already spooled (a crash between spooling and saving state)."""
@@ -255,7 +254,7 @@ class Eventd:
                 last_beat = now
                 if self.is_master():
                     self.publish([heartbeat.build_timed(self.cluster(), self.node, now)])
-            if self._gaps_pending and now - last_gaps >= GAP_GRACE / 4:
+            if self._gaps and now - last_gaps >= GAP_GRACE / 4:
                 last_gaps = now
                 self.settle_gaps(self.job_files())
                 self.flush_batch()

@@ -59,13 +59,11 @@ class PublishedState:
             self.jobs[job_id] = tuple(statuses)
 
     def gaps(self, present_ids):
-        """(id, the next present id above it) for every id above the watermark, not done,
-        without a job file and below the highest present one."""
-        found, below = [], self.watermark
-        for above in sorted(j for j in set(present_ids) if j > self.watermark):
-            found += [(j, above) for j in range(below + 1, above) if j not in self.done]
-            below = above
-        return found
+        """Ids above the watermark, not done, without a job file and below the highest
+        present one."""
+        present = set(present_ids)
+        return [j for j in range(self.watermark + 1, max(present, default=0))
+                if j not in present and j not in self.done]
 
     def mark_done(self, job_ids):
         """Ids that will never have a job file (see the daemon's settle_gaps)."""

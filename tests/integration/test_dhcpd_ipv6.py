@@ -6,6 +6,7 @@ import pytest
 
 from snf_ganeti import frames
 from tests.support.dhcp_lab import DhcpLab, NAMESERVERS6
+from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -74,13 +75,11 @@ def test_neighbour_solicitation_for_the_gateway_is_answered(lab):
     vm = lab.vm(4, gateway6="2001:db8:1::1")
     wait_global_address(vm)
     mac, _ = router_of(lab, vm)
-    deadline = time.monotonic() + 20    # each ping asks again until answered
-    while True:
+    def resolved():     # each ping asks again until answered
         vm.ns.run("ping", "-6", "-c", "1", "-W", "1", "2001:db8:1::1", check=False)
-        neighbours = vm.ns.run("ip", "-6", "neigh", "show", "2001:db8:1::1").stdout
-        if f"lladdr {mac}" in neighbours or time.monotonic() > deadline:
-            break
-    assert f"lladdr {mac}" in neighbours, neighbours
+        return f"lladdr {mac}" in vm.ns.run("ip", "-6", "neigh", "show", "2001:db8:1::1").stdout
+    assert wait_until(resolved, seconds=20, interval=0), \
+        vm.ns.run("ip", "-6", "neigh", "show", "2001:db8:1::1").stdout
     lab.wait_for(lambda: lab.counter("sent_na") >= 1, what="the NA in the counters")
 
 

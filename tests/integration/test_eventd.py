@@ -157,6 +157,9 @@ def test_first_start_does_not_replay_history(eventd, ganeti_dir, consumer, tmp_p
     got += unique(consumer.drain())
     assert [(b["jobId"], b["status"]) for _, b in got] == [(11, "queued")]
     assert "job-9" not in eventd.stop(process)
+    # ids 1 to 8, below an archived job, will never come: the state stays one number
+    state = json.loads((tmp_path / "state" / "published.json").read_text())
+    assert state["watermark"] == 10 and state["done"] == []
 
 
 def test_a_job_file_written_after_a_higher_ones_is_still_published(eventd, ganeti_dir,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import netns as netns_mod
+from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -147,10 +148,9 @@ def test_cleanup_removes_everything():
         leader = ns.popen("sh", "-c", "sleep 300 & sleep 300")
         # setsid escapes the process group; only the namespace sweep finds it.
         ns.run("sh", "-c", "setsid -f sleep 300 >/dev/null 2>&1 </dev/null")
-        deadline = time.monotonic() + 20    # the leader's shell starts its sleeps
-        while len(pids := netns_mod.namespace_pids(ns.name)) < 3 and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
+        # the leader's shell starts its sleeps
+        wait_until(lambda: len(netns_mod.namespace_pids(ns.name)) >= 3, 20, interval=0.05)
+        pids = netns_mod.namespace_pids(ns.name)
         assert leader.pid in pids and len(pids) >= 3
     finally:
         problems = factory.cleanup()

@@ -7,12 +7,11 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import yaml
 
-from tests.support.procs import ROOT
+from tests.support.procs import ROOT, wait_until
 
 PACKAGE = "snf-ganeti"
 GUEST_IP = "198.51.100.54"
@@ -48,15 +47,6 @@ def build_deb(work):
 def apt_get(*argv, check=True):
     return run("apt-get", "-y", *argv, check=check, timeout=900,
                env={**installed_env(), "DEBIAN_FRONTEND": "noninteractive"})
-
-
-def wait_until(predicate, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 class Daemon:

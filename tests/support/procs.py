@@ -8,6 +8,16 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def wait_until(predicate, seconds=60, interval=0.5):
+    """True as soon as ``predicate()`` is, False after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
 def env(**extra):
     merged = {**os.environ, "PYTHONPATH": ROOT, **extra}
     merged.pop("JOURNAL_STREAM", None)

@@ -18,13 +18,13 @@ def test_done_jobs_collapse_into_the_watermark(tmp_path):
     assert state.watermark == 2 and state.done == set() and state.jobs == {}
 
 
-def test_gaps_name_the_next_job_above_them_and_marked_done_they_collapse(tmp_path):
+def test_gaps_below_present_jobs_and_marked_done_they_collapse(tmp_path):
     state = PublishedState(str(tmp_path / "s.json"))
     state.record(2, ("success",), finished=True)
-    assert state.gaps({4, 7, 9}) == [(1, 4), (3, 4), (5, 7), (6, 7), (8, 9)]
+    assert state.gaps({4, 7, 9}) == [1, 3, 5, 6, 8]
     state.mark_done([1, 3, 5])
     assert state.watermark == 3 and state.done == {5}
-    assert state.gaps([7, 4, 4]) == [(6, 7)] and state.gaps([]) == []
+    assert state.gaps([7, 4, 4]) == [6] and state.gaps([]) == []
 
 
 def test_save_and_load_roundtrip(tmp_path):
