@@ -7,6 +7,11 @@ trouble everything still spooled is sent again, in order, on the next
 connection: the consumer sees each message at least once, with a stable
 ``message_id`` to drop repeats by.
 
+While the broker blocks publishing (a RabbitMQ memory or disk alarm) nothing more
+is sent: it would only fill socket buffers the broker no longer reads. Such a
+connection is dropped without the closing handshake, which the broker would not
+answer either, so a short-lived process still returns within its timeout.
+
 Only the process holding the spool's sender lock talks to the broker; the
 others leave their messages in the spool for it. A long-lived holder (a
 daemon) re-lists the spool every ``RELIST_SECONDS`` to pick those up.
@@ -55,6 +60,20 @@ def _wake(connection):
 
 def _nothing():
     pass
+
+
+def _abort(connection):
+    """Drop ``connection`` at once. pika has no public call for it; its own blocked-connection
+    timeout ends a connection this way (a closing handshake would wait for that timeout)."""
+    try:
+        connection._impl._terminate_stream(
+            pika.exceptions.ConnectionClosedByClient(200, "the broker blocks publishing"))
+        for _ in range(10):  # the abort completes in the connection's next poll
+            if connection.is_closed:
+                break
+            connection.process_data_events(time_limit=0)
+    except Exception:  # already broken, or a pika without it: the socket goes with us
+        pass
 
 
 def envelope_for(routing_key, body, message_id=None, created=None):
@@ -163,6 +182,7 @@ class Publisher:
         self._next_tag = 1
         self._listed_at = None
         self._refused = False
+        self.blocked = None  # the broker's reason while it blocks our publishing
         self.sent = self.confirmed = 0
 
     # -- public surface -------------------------------------------------------
@@ -287,6 +307,8 @@ class Publisher:
             channel.exchange_declare(self.amqp.exchange, exchange_type="topic", durable=True,
                                      auto_delete=False, internal=False)
             self._select_confirms(connection, channel)
+            connection.add_on_connection_blocked_callback(self._on_blocked)
+            connection.add_on_connection_unblocked_callback(self._on_unblocked)
         except Exception as err:  # BrokerError, or trouble while declaring
             self._failures += 1
             delay = min(self.amqp.max_backoff, 0.25 * 2 ** min(self._failures, 16))
@@ -325,6 +347,14 @@ class Publisher:
                 raise pika.exceptions.AMQPConnectionError("confirm.select timed out")
             connection.process_data_events(time_limit=remaining)
 
+    def _on_blocked(self, _connection, frame):
+        self.blocked = getattr(frame.method, "reason", None) or "no reason given"
+        log.warning("the broker blocks publishing (%s), messages stay spooled", self.blocked)
+
+    def _on_unblocked(self, _connection, _frame):
+        log.info("the broker takes messages again")
+        self.blocked = None
+
     def _relist(self):
         self._listed_at = self._clock()
         confirmed = self._remover.pending
@@ -339,6 +369,8 @@ class Publisher:
             self._queue.append(name)
 
     def _send_queued(self):
+        if self.blocked:
+            return 0
         sent = 0
         while self._queue and len(self._inflight) < WINDOW:
             name = self._queue.popleft()
@@ -405,11 +437,14 @@ class Publisher:
                         len(self._inflight) + len(self._queue))
         connection, self._connection, self._channel = self._connection, None, None
         self._reset_flight()
-        if connection is not None:
+        if connection is not None and self.blocked:
+            _abort(connection)
+        elif connection is not None:
             try:
                 connection.close()
             except Exception:  # already broken; nothing to save
                 pass
+        self.blocked = None
 
 
 def publish_once(amqp, routing_key, body, message_id=None, timeout=None):

@@ -35,5 +35,6 @@ def status(config):
             "packets_passed": counters.get("passed", 0),
             "packets_dropped": counters.get("dropped", 0),
             "lease_events_waiting": stats.get("leases_waiting", 0),
+            "broker_blocked": stats.get("broker_blocked"),
             "lease_spool_errors": counters.get("lease_spool_errors", 0),
             "lease_events_dropped": counters.get("lease_events_dropped", 0)}

@@ -183,6 +183,7 @@ class Dhcpd:
                 "bindings_loaded": len(self.table.bindings),
                 "bindings_active": len(self.table.active()),
                 "leases_waiting": self.leases.waiting,
+                "broker_blocked": self.leases.publisher.blocked,
                 "counters": {**self.stats, "lease_spool_errors": self.leases.spool_errors,
                              "lease_events_dropped": self.leases.dropped}}
 

@@ -40,4 +40,5 @@ def status(config):
                        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(last['time']))}"
                        if last else None),
         "pending_jobs": stats.get("pending_jobs"),
+        "broker_blocked": stats.get("broker_blocked"),
     }

@@ -221,7 +221,8 @@ class Eventd:
 
     def write_status(self):
         path = os.path.join(self.config.eventd.state_dir, STATUS_FILE)
-        stats = {**self.stats, "updated": self.clock(), "pending_jobs": len(self.state.jobs)}
+        stats = {**self.stats, "updated": self.clock(), "pending_jobs": len(self.state.jobs),
+                 "broker_blocked": self.publisher.blocked}
         with open(path + ".tmp", "w") as stream:
             json.dump(stats, stream)
         os.replace(path + ".tmp", path)

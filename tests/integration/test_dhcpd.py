@@ -187,6 +187,7 @@ def test_status_command_shows_bindings_and_counters(lab):
     assert "bindings_loaded: 1" in text and re.search(r"\back=[1-9]", text) and \
         re.search(r"\boffer=[1-9]", text), text
     assert "lease_events_waiting: 0" in text and "lease_spool_errors: 0" in text, text
+    assert "broker_blocked: None" in text, text
 
 
 @pytest.mark.parametrize("backend,steering", [("nftables", "iptables-nft"),

@@ -10,7 +10,7 @@ import pytest
 
 from snf_ganeti import messages
 from tests.support.fake_ganeti import CLUSTER, FakeGanetiDir, sample_versions
-from tests.support.procs import cli, reap, spawn
+from tests.support.procs import cli, reap, spawn, wait_until
 
 pytestmark = pytest.mark.integration
 NODE = "gnt1.example.test"
@@ -240,6 +240,25 @@ def test_broker_stopped_during_a_burst_of_200_jobs(eventd, ganeti_dir, consumer,
     ids = [p.message_id for p, _ in got]
     assert set(ids) == expected_ids(1000, 200)
     assert len(ids) - len(set(ids)) <= 512  # repeats only of unconfirmed ones, same id
+    eventd.stop(process)
+
+
+def eventd_status(config):
+    return json.loads(cli("--config", config, "status", "--json").stdout)["eventd"]
+
+
+def test_a_broker_that_blocks_publishing_is_shown_and_loses_nothing(eventd, ganeti_dir,
+                                                                   consumer, tmp_path,
+                                                                   running_broker):
+    config = eventd.config(ganeti_dir, tmp_path / "state")
+    process = eventd.start(config)
+    with running_broker.memory_alarm():
+        burst(ganeti_dir, 3000, 50)
+        assert wait_until(lambda: eventd_status(config)["broker_blocked"] == "low on memory")
+        burst(ganeti_dir, 3050, 50)
+    assert wait_until(lambda: eventd_status(config)["broker_blocked"] is None)
+    got = consumer.drain(expect=400, timeout=90)
+    assert {p.message_id for p, _ in got} == expected_ids(3000, 100)
     eventd.stop(process)
 
 

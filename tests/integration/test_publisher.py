@@ -12,7 +12,7 @@ import pytest
 from snf_ganeti.config import AmqpConfig
 from snf_ganeti.publisher import Publisher, _Remover, envelope_for, publish_once
 from snf_ganeti.spool import Spool
-from tests.support.procs import cli, reap, spawn, wait_line
+from tests.support.procs import cli, reap, spawn, wait_line, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +156,45 @@ def test_short_lived_processes_while_broker_down_deliver_later(amqp_config, cons
     for n in range(20):  # each process's own messages stay in order
         mine = [i for i in ids if int(i[1:]) // 1000 == n]
         assert mine == [f"m{1000 * n + k}" for k in range(5)]
+
+
+def test_a_hook_returns_within_its_timeout_while_the_broker_blocks_publishing(
+        amqp_config, consumer, running_broker):
+    # A blocked broker reads nothing more from the connection, not even Connection.Close:
+    # a closing handshake would keep the hook until pika's blocked-connection timeout
+    # (3 x confirm_timeout = 15 s here), holding up the Ganeti job that ran it.
+    with running_broker.memory_alarm():
+        started = time.monotonic()
+        message_id = publish_once(amqp_config, "ganeti.snf.event.x", {"n": 1})
+        took = time.monotonic() - started
+        assert Spool(amqp_config.spool_dir).stats()[0] == 1
+    assert took < amqp_config.confirm_timeout + 3, took
+    publisher = Publisher(amqp_config)
+    assert publisher.flush(30)
+    publisher.close()
+    assert ids_in_first_seen_order(consumer.drain(expect=1)) == [message_id]
+
+
+def test_a_blocked_broker_gets_nothing_more_until_it_unblocks(amqp_config, consumer,
+                                                             running_broker, caplog):
+    publisher = Publisher(amqp_config)
+    first = publisher.publish("ganeti.snf.event.x", {"n": 0})
+    assert publisher.flush(10)
+    with running_broker.memory_alarm():
+        # The broker says it blocks a connection only once that connection publishes.
+        ids = publisher.publish_many([("ganeti.snf.event.x", {"n": n}, None) for n in range(1, 4)])
+        assert wait_until(lambda: publisher.pump(wait=0.1) and publisher.blocked)
+        assert publisher.blocked == "low on memory"
+        sent = publisher.sent
+        ids += publisher.publish_many([("ganeti.snf.event.x", {"n": n}, None) for n in range(4, 9)])
+        for _ in range(5):
+            publisher.pump(wait=0.1)
+        assert publisher.sent == sent and publisher.confirmed == 1
+    assert wait_until(lambda: publisher.pump(wait=0.1) and publisher.blocked is None)
+    assert publisher.flush(30)
+    publisher.close()
+    assert ids_in_first_seen_order(consumer.drain(expect=9)) == [first] + ids
+    assert "lost broker connection" not in caplog.text
 
 
 def test_failover_to_second_url_and_no_password_in_logs(amqp_config, consumer, running_broker,

@@ -5,6 +5,7 @@ data in its directory, so ``stop()`` then ``start()`` is a real broker restart
 with durable queues and persistent messages surviving it.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import pika
 import pika.exceptions
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 
 
 def free_port():
@@ -104,6 +106,29 @@ class PrivateBroker:
         self.stop(hard=hard)
         self.start()
 
+    def ctl(self, *args):
+        """Run ``rabbitmqctl`` against this broker; its output."""
+        done = subprocess.run([CTL, "-n", self.node, *args], env=self.environment(),
+                              capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def alarms(self):
+        return self.ctl("eval", "rabbit_alarm:get_alarms().").strip()
+
+    @contextlib.contextmanager
+    def memory_alarm(self):
+        """A real memory alarm (a high watermark of 0): the broker blocks every publishing
+        connection until the block ends, as on a node short of memory."""
+        self.ctl("set_vm_memory_high_watermark", "0")
+        try:
+            _wait(lambda: "memory" in self.alarms(), "the memory alarm to be raised")
+            yield
+        finally:
+            self.ctl("set_vm_memory_high_watermark", "0.4")
+            _wait(lambda: self.alarms() == "[]", "the memory alarm to clear")
+
     def destroy(self):
         self.stop()
         if not self._epmd_was_running and shutil.which("epmd"):
@@ -113,6 +138,14 @@ class PrivateBroker:
 
 def _epmd_running():
     return subprocess.run(["pgrep", "-x", "epmd"], capture_output=True).returncode == 0
+
+
+def _wait(predicate, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
 
 
 def _wait_port_free(port, timeout=10):
