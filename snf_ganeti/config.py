@@ -108,7 +108,8 @@ class GanetiConfig:
 @dataclass(frozen=True)
 class EventdConfig:
     """The ``eventd`` section: where eventd records what it published, this node's name, the
-    heartbeat period, and whether its first start publishes old jobs too."""
+    heartbeat period, whether its first start publishes old jobs too, and what a new master
+    publishes again."""
 
     state_dir: str = _opt(pathutils.EVENTD_STATE_DIR,
                           "what eventd published is recorded here, so a restart sends only "
@@ -119,6 +120,10 @@ class EventdConfig:
                                     _not_negative)
     replay_history: bool = _opt(False, "on the very first start, also publish jobs that "
                                        "finished before eventd ever ran")
+    failover_replay: float = _opt(120.0, "on becoming master, publish again what this node saw "
+                                         "change in this many seconds before the last change "
+                                         "it saw as a standby (the old master may have missed "
+                                         "it); 0 turns it off", _not_negative)
 
 
 def _one_of(*choices):

@@ -16,7 +16,7 @@ from snf_ganeti import pathutils, sdnotify
 from snf_ganeti.errors import ParseError, SnfGanetiError
 from snf_ganeti.eventd import plan
 from snf_ganeti.eventd.instances import ConfigDataCache
-from snf_ganeti.eventd.state import PublishedState
+from snf_ganeti.eventd.state import PublishedState, StandbyLog
 from snf_ganeti.ganeti import jobs
 from snf_ganeti.ganeti.ssconf import Ssconf, this_node
 from snf_ganeti.messages import heartbeat
@@ -33,6 +33,9 @@ _ARCHIVE_MASK = pyinotify.IN_MOVED_TO | pyinotify.IN_CREATE
 # moment a lower id can have no file while a higher one has.  A missing id counts as never
 # coming once it has been missing this long (seconds), and is looked for again until then.
 GAP_GRACE = 60.0
+# How often the loop asks ssconf who the master is when no job changes: a node that became
+# master publishes what it saw as a standby (StandbyLog) without waiting for a job to change.
+MASTER_CHECK = 1.0
 
 
 class Eventd:
@@ -52,6 +55,8 @@ class Eventd:
         self._batch = []      # messages planned since the last flush_batch()
         self._dirty = False   # state changed since it was last saved
         self._gaps = {}       # job id without a file -> when first seen so (clock)
+        self.standby = StandbyLog(config.eventd.failover_replay)
+        self._promoted = False  # became master since the last flush_batch()
 
     # -- the master check and the cluster name --------------------------------
 
@@ -67,6 +72,7 @@ class Eventd:
                         "master" if master else "not master")
         if master != self.stats["master"]:
             log.info("%s is %s master", self.node, "now" if master else "not")
+            self._promoted = master and self.stats["master"] is False
             self.stats["master"] = master
         return master
 
@@ -111,6 +117,11 @@ class Eventd:
         spooled, which catch_up() skips by message id; never the reverse.
         """
         batch, self._batch = self._batch, []
+        if self._promoted:
+            self._promoted = False
+            replayed = self.replay_standby()
+            known = {m.message_id for m in replayed}
+            batch = replayed + [m for m in batch if m.message_id not in known]
         self.publish(batch)
         if self._dirty:
             self._dirty = False
@@ -118,11 +129,29 @@ class Eventd:
 
     def plan(self, job):
         if not self.is_master():
+            self.standby.saw(job.id, self.clock())
             return [], tuple(op.status for op in job.ops)
         if not self.state.published(job.id):
             self.stats["jobs_seen"] += 1
         return plan.plan_job(job, self.state.published(job.id), self.cluster(),
                              self.lookup, self.clock())
+
+    def replay_standby(self):
+        """Every message of the jobs seen changing as a standby (StandbyLog), as if none had
+        been published: under the same ids as the old master's, oldest event first."""
+        replayed = []
+        for job_id in self.standby.take():
+            try:
+                job = self.read(job_id, jobs.queue_path(self.queue_dir, job_id))
+            except (ParseError, OSError) as err:
+                log.error("skipping job file: %s", err)
+                continue
+            if job is not None:
+                replayed += plan.plan_job(job, (), self.cluster(), self.lookup, self.clock())[0]
+        if replayed:
+            log.info("now master: publishing again %d message(s) of jobs seen as a standby",
+                     len(replayed))
+        return sorted(replayed, key=_event_order)
 
     def lookup(self, name):
         try:
@@ -181,7 +210,7 @@ class Eventd:
             messages, record = self.plan(job)
             pending.extend(messages)
             records.append((job, record))
-        pending.sort(key=lambda m: tuple(m.body.get("event_time") or (0, 0)))
+        pending.sort(key=_event_order)
         self.publish(pending, skip_ids=spooled)
         for job, record in records:
             self.state.record(job.id, record, finished=job.finalized)
@@ -242,7 +271,7 @@ class Eventd:
         log.info("eventd starting on %s, watching %s", self.node, self.queue_dir)
         self.catch_up()
         sdnotify.notify("READY=1", f"STATUS=watching {self.queue_dir}")
-        last_beat = last_gaps = 0.0
+        last_beat = last_gaps = last_master = 0.0
         housekeeping = Housekeeping(self.write_status)
         while not should_stop():
             if notifier.check_events():
@@ -259,11 +288,19 @@ class Eventd:
                 last_gaps = now
                 self.settle_gaps(self.job_files())
                 self.flush_batch()
+            if now - last_master >= MASTER_CHECK:
+                last_master = now
+                self.is_master()
+                self.flush_batch()
             housekeeping.tick(now)
         sdnotify.notify("STOPPING=1")
         notifier.stop()
         self.state.save()
         self.write_status()
+
+
+def _event_order(message):
+    return tuple(message.body.get("event_time") or (0, 0))
 
 
 class _Handler(pyinotify.ProcessEvent):

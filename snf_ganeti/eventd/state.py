@@ -9,6 +9,7 @@ The file is replaced by rename after every change (no fsync: after a machine
 crash the same messages are planned again, under the same message ids).
 """
 
+import collections
 import json
 import os
 
@@ -83,3 +84,31 @@ class PublishedState:
                        "jobs": {str(j): list(s) for j, s in sorted(self.jobs.items())}}, stream)
         os.replace(tmp, self.path)
         self.existed = True
+
+
+class StandbyLog:
+    """The jobs this node saw change while another node was master, as far back as ``window``
+    seconds before the newest such change.
+
+    A new master publishes them again: the old master may have read their last changes only
+    after it stopped being master, or died before it could. The window is counted back from
+    the newest change, not from now, so a failover long after a master's crash still covers
+    the changes just before it. The same message ids make the repeats harmless."""
+
+    def __init__(self, window):
+        self.window = window
+        self._seen = collections.OrderedDict()  # job id -> when it last changed, oldest first
+
+    def saw(self, job_id, when):
+        if not self.window:
+            return
+        self._seen.pop(job_id, None)
+        self._seen[job_id] = when
+        while next(iter(self._seen.values())) < when - self.window:
+            self._seen.popitem(last=False)
+
+    def take(self):
+        """The job ids seen, lowest first; the log is then empty."""
+        ids = sorted(self._seen)
+        self._seen.clear()
+        return ids

@@ -113,6 +113,10 @@ def job_id_from_name(name):
     return int(match.group(1))
 
 
+def queue_path(queue_dir, job_id):
+    return os.path.join(queue_dir, f"job-{job_id}")
+
+
 def archive_path(queue_dir, job_id):
     return os.path.join(queue_dir, "archive", str(job_id // JOBS_PER_ARCHIVE_DIRECTORY),
                         f"job-{job_id}")

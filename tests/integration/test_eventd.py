@@ -205,13 +205,46 @@ def test_only_the_master_publishes_and_failover_moves_it(eventd, tmp_path, consu
     got = unique(consumer.drain(expect=4))
     time.sleep(1)
     assert len(got) == 4 and consumer.drain() == []  # the candidate sent nothing
+    first_ids = [message_id for message_id, _ in got]
     for ganeti_dir in (old, new):
         ganeti_dir.set_master("gnt2.example.test")
+    # The new master sends again what it saw as a standby (eventd.failover_replay), under
+    # the old master's ids, then what comes next; the old master sends nothing more.
+    assert [i for i, _ in unique(consumer.drain(expect=4))] == first_ids
+    for ganeti_dir in (old, new):
         for version in versions:
             ganeti_dir.write_job(version, job_id=71)
     got = unique(consumer.drain(expect=4))
     time.sleep(1)
     assert [b["jobId"] for _, b in got] == [71] * 4 and consumer.drain() == []
+    eventd.stop(on_old)
+    eventd.stop(on_new)
+
+
+def test_changes_a_stalled_master_missed_are_sent_by_the_new_master(eventd, tmp_path, consumer):
+    # The old master reads the job's changes only after ssconf names another master, and
+    # the new one saw them while still a standby: without the replay nobody sends them.
+    old = FakeGanetiDir(tmp_path / "old-master", master=NODE)
+    new = FakeGanetiDir(tmp_path / "candidate", master=NODE)
+    on_old = eventd.start(eventd.config(old, tmp_path / "s-old", node=NODE))
+    new_config = eventd.config(new, tmp_path / "s-new", node="gnt2.example.test")
+    on_new = eventd.start(new_config)
+    on_old.send_signal(signal.SIGSTOP)
+    try:
+        for ganeti_dir in (old, new):
+            for version in sample_versions("instance-startup"):
+                ganeti_dir.write_job(version, job_id=72)
+        assert wait_until(lambda: (eventd_status(new_config)["last_event"] or "").startswith(
+            "job 72 success"))
+        for ganeti_dir in (old, new):
+            ganeti_dir.set_master("gnt2.example.test")
+    finally:
+        on_old.send_signal(signal.SIGCONT)
+    got = unique(consumer.drain(expect=4))
+    time.sleep(1)
+    assert [(b["jobId"], b["status"]) for _, b in got] == [
+        (72, "queued"), (72, "waiting"), (72, "running"), (72, "success")]
+    assert consumer.drain() == []
     eventd.stop(on_old)
     eventd.stop(on_new)
 

@@ -1,7 +1,7 @@
 import pytest
 
 from snf_ganeti.errors import SnfGanetiError
-from snf_ganeti.eventd.state import PublishedState
+from snf_ganeti.eventd.state import PublishedState, StandbyLog
 from snf_ganeti.ganeti.tags import firewall_profiles
 from snf_ganeti.ganeti.config_data import NIC
 
@@ -58,3 +58,26 @@ def test_firewall_tags_by_index_name_uuid_first_wins(caplog):
             "synnefo:network:broken", "other:tag"]
     assert firewall_profiles(tags, nics) == {0: "protected", 1: "limited", 2: "unprotected"}
     assert "malformed firewall tag 'synnefo:network:broken'" in caplog.text
+
+
+def test_the_standby_log_keeps_the_window_before_its_newest_change():
+    log = StandbyLog(window=120)
+    log.saw(5, 1000.0)
+    log.saw(6, 1050.0)
+    log.saw(5, 1100.0)   # seen again: kept by its latest change
+    log.saw(7, 1200.0)   # 6 is now more than 120 s before the newest change
+    assert log.take() == [5, 7]
+    assert log.take() == []
+
+
+def test_the_standby_log_counts_back_from_its_newest_change_not_from_now():
+    log = StandbyLog(window=120)
+    log.saw(9, 1000.0)
+    log.saw(8, 1001.0)
+    assert log.take() == [8, 9]  # however long after the last change it is taken
+
+
+def test_a_standby_log_with_no_window_keeps_nothing():
+    log = StandbyLog(window=0)
+    log.saw(1, 1000.0)
+    assert log.take() == []
