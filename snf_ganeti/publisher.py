@@ -34,6 +34,10 @@ from snf_ganeti.spool import COMPACT_JSON, Envelope, Spool
 log = logging.getLogger(__name__)
 
 WINDOW = 512
+# A batch is spooled in entries of at most this many messages: the window counts messages but
+# sends whole entries, so an eventd catch-up of 10,000 messages would otherwise go out at once
+# (and be read back and sent again whole after every reconnect).
+ENTRY_MAX = WINDOW
 RELIST_SECONDS = 0.2
 # flush() and close() wait at least this long for confirmed entries to be deleted: not for
 # good, as a stalled disk would then hold a daemon's exit until systemd kills it.
@@ -201,11 +205,17 @@ class Publisher:
         return [envelope.message_id for envelope in envelopes]
 
     def publish_envelopes(self, envelopes):
-        name = self.spool.put(envelopes)
-        self._seen.add(name)
-        if self._connection is not None:
-            self._written[name] = envelopes  # saves reading them back to send them
-            self._enqueue(name)
+        """Spool ``envelopes`` (one fsync per ENTRY_MAX of them), then send; the last entry's
+        name. A SpoolError leaves the entries before it spooled: sent twice if the caller
+        tries again, under the same message ids."""
+        name = None
+        for start in range(0, len(envelopes), ENTRY_MAX):
+            entry = envelopes[start:start + ENTRY_MAX]
+            name = self.spool.put(entry)
+            self._seen.add(name)
+            if self._connection is not None:
+                self._written[name] = entry  # saves reading them back to send them
+                self._enqueue(name)
         self.pump()
         return name
 

@@ -10,7 +10,7 @@ import pika
 import pytest
 
 from snf_ganeti.config import AmqpConfig
-from snf_ganeti.publisher import Publisher, _Remover, envelope_for, publish_once
+from snf_ganeti.publisher import ENTRY_MAX, Publisher, _Remover, envelope_for, publish_once
 from snf_ganeti.spool import Spool
 from tests.support.procs import cli, reap, spawn, wait_line, wait_until
 
@@ -92,6 +92,20 @@ def test_a_confirmed_entry_that_cannot_be_removed_is_not_waited_for(tmp_path, ca
     remover.remove(names[0])
     remover.wait()
     assert spool.entries() == names[1:] and remover.pending == {names[1]}
+
+
+def test_a_big_batch_is_spooled_in_entries_the_window_can_take(amqp_config, consumer):
+    unreachable = dataclasses.replace(amqp_config, urls=("amqp://guest:guest@127.0.0.1:1/",))
+    publisher = Publisher(unreachable)
+    ids = publisher.publish_many([("ganeti.snf.event.x", {"n": n}, f"b{n}")
+                                  for n in range(2 * ENTRY_MAX + 3)])
+    publisher.close()
+    spool = Spool(amqp_config.spool_dir)
+    assert [len(spool.read(name)) for name in spool.entries()] == [ENTRY_MAX, ENTRY_MAX, 3]
+    publisher = Publisher(amqp_config)
+    assert publisher.flush(30)
+    publisher.close()
+    assert ids_in_first_seen_order(consumer.drain(expect=len(ids))) == ids
 
 
 @pytest.mark.parametrize("hard", [False, True], ids=["broker-stopped", "broker-killed"])
