@@ -8,7 +8,10 @@ connection: the consumer sees each message at least once, with a stable
 ``message_id`` to drop repeats by.
 
 While the broker blocks publishing (a RabbitMQ memory or disk alarm) nothing more
-is sent: it would only fill socket buffers the broker no longer reads. Such a
+is sent: it would only fill socket buffers the broker no longer reads, and a write
+to full buffers holds the process until pika gives up on the connection. The
+broker says it blocks a connection only once that connection publishes, so a new
+connection sends one spool entry and opens the window at its first confirm. Such a
 connection is dropped without the closing handshake, which the broker would not
 answer either, so a short-lived process still returns within its timeout.
 
@@ -42,6 +45,9 @@ RELIST_SECONDS = 0.2
 # flush() and close() wait at least this long for confirmed entries to be deleted: not for
 # good, as a stalled disk would then hold a daemon's exit until systemd kills it.
 REMOVE_GRACE = 5.0
+# pika drops a connection the broker has blocked for this long. While a daemon's write waits
+# on such a connection its loop waits too, so this stays below the units' WatchdogSec=60s.
+BLOCKED_TIMEOUT_MAX = 30.0
 _BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
@@ -93,7 +99,7 @@ def connection_parameters(url, amqp):
     params.retry_delay = 0
     params.socket_timeout = amqp.connect_timeout
     params.stack_timeout = amqp.connect_timeout * 2
-    params.blocked_connection_timeout = amqp.confirm_timeout * 3
+    params.blocked_connection_timeout = min(amqp.confirm_timeout * 3, BLOCKED_TIMEOUT_MAX)
     params.heartbeat = amqp.heartbeat
     return params
 
@@ -177,6 +183,8 @@ class Publisher:
         self._failures = 0
         self._retry_at = 0.0
         self._queue = collections.deque()      # entry names to send, in order
+        self._sending = None                   # (name, envelopes, next index) of an entry
+                                               # partly sent
         self._inflight = collections.OrderedDict()  # delivery tag -> entry name
         self._unconfirmed = {}                 # entry name -> its messages not confirmed yet
         self._known = set()                    # names queued or in flight
@@ -187,6 +195,7 @@ class Publisher:
         self._listed_at = None
         self._refused = False
         self.blocked = None  # the broker's reason while it blocks our publishing
+        self._proven = False  # this connection has had a confirm: the whole window is open
         self.sent = self.confirmed = 0
 
     # -- public surface -------------------------------------------------------
@@ -265,9 +274,9 @@ class Publisher:
                 return False
             # Listed again only once all it knew of is confirmed: each pass now ends at a
             # confirm, and a backlog of thousands of entries is not to be listed per batch.
-            if self._connection is not None and not self._queue and not self._inflight:
+            if self._connection is not None and self._all_sent():
                 self._relist()
-                if not self._queue and not self._inflight:
+                if self._all_sent():
                     self._remover.wait(max(REMOVE_GRACE, deadline - self._clock()))
                     return True
             remaining = deadline - self._clock()
@@ -333,6 +342,7 @@ class Publisher:
         self._connection, self._channel, self._url_index = connection, channel, index
         self._failures = 0
         self._refused = False
+        self._proven = False
         self._next_tag = 1
         self._reset_flight()
         self.spool.reap_incomplete()
@@ -379,30 +389,46 @@ class Publisher:
             self._queue.append(name)
 
     def _send_queued(self):
+        """Send queued messages while fewer than the window are unconfirmed: the window counts
+        messages, so an entry may go out in parts."""
         if self.blocked:
             return 0
+        window = WINDOW if self._proven else 1
         sent = 0
-        while self._queue and len(self._inflight) < WINDOW:
+        while len(self._inflight) < window and self._next_part():
+            name, envelopes, index = self._sending
+            envelope = envelopes[index]
+            properties = pika.BasicProperties(
+                delivery_mode=2, content_type="application/json",
+                message_id=envelope.message_id, timestamp=int(envelope.created),
+                app_id="snf-ganeti")
+            self._inflight[self._next_tag] = name
+            self._next_tag += 1
+            # The underlying channel only buffers the frames; pump() writes
+            # them all with one process_data_events instead of one poll each.
+            self._channel._impl.basic_publish(self.amqp.exchange, envelope.routing_key,
+                                              envelope.body, properties)
+            self._sending = (name, envelopes, index + 1) if index + 1 < len(envelopes) else None
+            sent += 1
+        self.sent += sent
+        return sent
+
+    def _all_sent(self):
+        """Nothing queued, partly sent or unconfirmed."""
+        return not self._queue and self._sending is None and not self._inflight
+
+    def _next_part(self):
+        """Whether there is a message to send: ``_sending`` is then (entry name, its
+        envelopes, index of the next one)."""
+        while self._sending is None and self._queue:
             name = self._queue.popleft()
             envelopes = self._written.pop(name, None) or self.spool.read(name)
             if envelopes is None:  # confirmed by an earlier sender, or moved to bad/
                 self._known.discard(name)
                 continue
             self._unconfirmed[name] = len(envelopes)
-            for envelope in envelopes:
-                properties = pika.BasicProperties(
-                    delivery_mode=2, content_type="application/json",
-                    message_id=envelope.message_id, timestamp=int(envelope.created),
-                    app_id="snf-ganeti")
-                self._inflight[self._next_tag] = name
-                self._next_tag += 1
-                # The underlying channel only buffers the frames; pump() writes
-                # them all with one process_data_events instead of one poll each.
-                self._channel._impl.basic_publish(self.amqp.exchange, envelope.routing_key,
-                                                  envelope.body, properties)
-            sent += len(envelopes)
-        self.sent += sent
-        return sent
+            self._sending = (name, envelopes, 0)
+        return self._sending is not None
 
     def _on_confirm(self, frame):
         if self._connection is not None:  # None: frames read while closing
@@ -413,6 +439,7 @@ class Publisher:
             # (after this callback returns), which resends everything in order.
             self._refused = True
             return
+        self._proven = True
         tag = method.delivery_tag
         if method.multiple:
             tags = []
@@ -440,6 +467,7 @@ class Publisher:
         self._unconfirmed.clear()
         self._known.clear()
         self._written.clear()
+        self._sending = None
 
     def _disconnect(self, reason):
         if reason:

@@ -95,11 +95,8 @@ def test_a_confirmed_entry_that_cannot_be_removed_is_not_waited_for(tmp_path, ca
 
 
 def test_a_big_batch_is_spooled_in_entries_the_window_can_take(amqp_config, consumer):
-    unreachable = dataclasses.replace(amqp_config, urls=("amqp://guest:guest@127.0.0.1:1/",))
-    publisher = Publisher(unreachable)
-    ids = publisher.publish_many([("ganeti.snf.event.x", {"n": n}, f"b{n}")
-                                  for n in range(2 * ENTRY_MAX + 3)])
-    publisher.close()
+    ids = spool_unsent(amqp_config, [("ganeti.snf.event.x", {"n": n}, f"b{n}")
+                                     for n in range(2 * ENTRY_MAX + 3)])
     spool = Spool(amqp_config.spool_dir)
     assert [len(spool.read(name)) for name in spool.entries()] == [ENTRY_MAX, ENTRY_MAX, 3]
     publisher = Publisher(amqp_config)
@@ -172,21 +169,35 @@ def test_short_lived_processes_while_broker_down_deliver_later(amqp_config, cons
         assert mine == [f"m{1000 * n + k}" for k in range(5)]
 
 
+def spool_unsent(amqp_config, messages):
+    """Spool ``messages`` as a process that cannot reach the broker would; their ids."""
+    unreachable = dataclasses.replace(amqp_config, urls=("amqp://guest:guest@127.0.0.1:1/",))
+    publisher = Publisher(unreachable)
+    ids = publisher.publish_many(messages)
+    publisher.close()
+    return ids
+
+
+@pytest.mark.parametrize("backlog", [0, 600], ids=["alone", "after-24MB-backlog"])
 def test_a_hook_returns_within_its_timeout_while_the_broker_blocks_publishing(
-        amqp_config, consumer, running_broker):
+        amqp_config, consumer, running_broker, backlog):
     # A blocked broker reads nothing more from the connection, not even Connection.Close:
-    # a closing handshake would keep the hook until pika's blocked-connection timeout
-    # (3 x confirm_timeout = 15 s here), holding up the Ganeti job that ran it.
+    # a closing handshake, or a backlog written into full socket buffers, would keep the
+    # hook until pika's blocked-connection timeout (3 x confirm_timeout = 15 s here),
+    # holding up the Ganeti job that ran it.
+    ids = spool_unsent(amqp_config, [("ganeti.snf.event.x", {"pad": "x" * 40000}, f"b{n}")
+                                     for n in range(backlog)])
     with running_broker.memory_alarm():
         started = time.monotonic()
-        message_id = publish_once(amqp_config, "ganeti.snf.event.x", {"n": 1})
+        ids.append(publish_once(amqp_config, "ganeti.snf.event.x", {"n": 1}))
         took = time.monotonic() - started
-        assert Spool(amqp_config.spool_dir).stats()[0] == 1
+        spool = Spool(amqp_config.spool_dir)
+        assert sum(len(spool.read(name)) for name in spool.entries()) == len(ids)
     assert took < amqp_config.confirm_timeout + 3, took
     publisher = Publisher(amqp_config)
-    assert publisher.flush(30)
+    assert publisher.flush(60)
     publisher.close()
-    assert ids_in_first_seen_order(consumer.drain(expect=1)) == [message_id]
+    assert ids_in_first_seen_order(consumer.drain(expect=len(ids))) == ids
 
 
 def test_a_blocked_broker_gets_nothing_more_until_it_unblocks(amqp_config, consumer,
