@@ -16,6 +16,7 @@ import threading
 import time
 
 from snf_ganeti.errors import SpoolError
+from snf_ganeti.publisher import ENTRY_MAX
 
 log = logging.getLogger("snf-ganeti.dhcpd")
 
@@ -73,9 +74,7 @@ class LeaseWriter:
     def _run(self):
         while not (self._stopping.is_set() and self.waiting == 0) and not self._abandoned:
             self._batch = self._batch + self._take()   # a new list: the publisher keeps it
-            if not self._batch or self._write(self._batch):
-                self._batch = []
-            elif self._stopping.wait(self.retry):
+            if not self._write() and self._stopping.wait(self.retry):
                 time.sleep(0.1)     # stopping: keep trying, but not in a busy loop
             if not self._abandoned:
                 self._call(self.publisher.pump)
@@ -92,11 +91,15 @@ class LeaseWriter:
             except queue.Empty:
                 return batch
 
-    def _write(self, batch):
-        if self._call(self.publisher.publish_envelopes, batch):
-            return True
-        self.spool_errors += 1
-        return False
+    def _write(self):
+        """Spool the batch an entry's worth at a time, each dropped once the spool took it:
+        a refusal part-way does not have the first entries written again on every retry."""
+        while self._batch:
+            if not self._call(self.publisher.publish_envelopes, self._batch[:ENTRY_MAX]):
+                self.spool_errors += 1
+                return False
+            self._batch = self._batch[ENTRY_MAX:]
+        return True
 
     def _call(self, function, *args):
         """False, logged, for anything ``function`` raises: this thread must not die, or the

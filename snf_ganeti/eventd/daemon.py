@@ -16,7 +16,7 @@ from snf_ganeti import pathutils, sdnotify
 from snf_ganeti.errors import ParseError, SnfGanetiError
 from snf_ganeti.eventd import plan
 from snf_ganeti.eventd.instances import ConfigDataCache
-from snf_ganeti.eventd.state import PublishedState, StandbyLog
+from snf_ganeti.eventd.state import PublishedState
 from snf_ganeti.ganeti import jobs
 from snf_ganeti.ganeti.ssconf import Ssconf, this_node
 from snf_ganeti.messages import heartbeat
@@ -48,33 +48,45 @@ class Eventd:
         self.instances = ConfigDataCache(pathutils.ganeti_config_data(config.ganeti.data_dir))
         self.node = this_node(config.eventd.node_name)
         os.makedirs(config.eventd.state_dir, mode=0o750, exist_ok=True)
-        self.state = PublishedState.load(os.path.join(config.eventd.state_dir, STATE_FILE))
+        self.state = PublishedState.load(os.path.join(config.eventd.state_dir, STATE_FILE),
+                                         config.eventd.failover_replay)
         self.stats = {"node": self.node, "pid": os.getpid(), "master": None, "jobs_seen": 0,
                       "messages_published": 0, "last_event": None, "started": self.clock()}
         self._cluster = None
         self._batch = []      # messages planned since the last flush_batch()
         self._dirty = False   # state changed since it was last saved
         self._gaps = {}       # job id without a file -> when first seen so (clock)
-        self.standby = StandbyLog(config.eventd.failover_replay)
-        self._promoted = False  # became master since the last flush_batch()
+        self._promoted = False  # became master since the state was last saved
+        self._warned_at = None  # when an unreadable ssconf was last logged (monotonic)
 
     # -- the master check and the cluster name --------------------------------
 
     def is_master(self):
-        """Re-read ssconf every time: after a failover the new master takes over."""
+        """Re-read ssconf every time: after a failover the new master takes over. A node
+        that was a standby when the state was last saved and is master now publishes what
+        it saw as a standby first (flush_batch, catch_up)."""
         try:
             master = self.ssconf.master_node() == self.node
         except SnfGanetiError as err:
             # The last answer holds: a passing read error must not turn the master's
             # finished jobs into jobs another node published.
             master = bool(self.stats["master"])
-            log.warning("cannot tell the master node (%s); taking this node as %s", err,
-                        "master" if master else "not master")
+            self._warn_once_a_minute(err, master)
         if master != self.stats["master"]:
             log.info("%s is %s master", self.node, "now" if master else "not")
-            self._promoted = master and self.stats["master"] is False
             self.stats["master"] = master
+        if master != self.state.was_master:
+            self._promoted = master and self.state.was_master is False
+            self.state.was_master = master
+            self._dirty = True
         return master
+
+    def _warn_once_a_minute(self, err, master):
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= 60:
+            self._warned_at = now
+            log.warning("cannot tell the master node (%s); taking this node as %s", err,
+                        "master" if master else "not master")
 
     def cluster(self):
         if self._cluster is None:
@@ -117,41 +129,46 @@ class Eventd:
         spooled, which catch_up() skips by message id; never the reverse.
         """
         batch, self._batch = self._batch, []
-        if self._promoted:
-            self._promoted = False
-            replayed = self.replay_standby()
-            known = {m.message_id for m in replayed}
-            batch = replayed + [m for m in batch if m.message_id not in known]
-        self.publish(batch)
+        self.publish(self.with_replay(batch))
         if self._dirty:
             self._dirty = False
             self.state.save()
 
     def plan(self, job):
         if not self.is_master():
-            self.standby.saw(job.id, self.clock())
+            self.state.standby.saw(job.id, self.clock())
             return [], tuple(op.status for op in job.ops)
         if not self.state.published(job.id):
             self.stats["jobs_seen"] += 1
         return plan.plan_job(job, self.state.published(job.id), self.cluster(),
                              self.lookup, self.clock())
 
-    def replay_standby(self):
-        """Every message of the jobs seen changing as a standby (StandbyLog), as if none had
-        been published: under the same ids as the old master's, oldest event first."""
+    def with_replay(self, messages):
+        """``messages``, after a promotion behind every message of the jobs seen changing as
+        a standby, as if none had been published (under the old master's ids, oldest event
+        first). The state records the replayed jobs; saved after the spool took them, so a
+        crash in between replays them again."""
+        if not self._promoted:
+            return messages
         replayed = []
-        for job_id in self.standby.take():
+        for job_id in self.state.standby.take():
             try:
                 job = self.read(job_id, jobs.queue_path(self.queue_dir, job_id))
             except (ParseError, OSError) as err:
                 log.error("skipping job file: %s", err)
                 continue
             if job is not None:
-                replayed += plan.plan_job(job, (), self.cluster(), self.lookup, self.clock())[0]
+                planned, record = plan.plan_job(job, (), self.cluster(), self.lookup,
+                                                self.clock())
+                replayed += planned
+                self.state.record(job.id, record, finished=job.finalized)
+        self._promoted, self._dirty = False, True
         if replayed:
             log.info("now master: publishing again %d message(s) of jobs seen as a standby",
                      len(replayed))
-        return sorted(replayed, key=_event_order)
+        known = {m.message_id for m in replayed}
+        return sorted(replayed, key=_event_order) + [m for m in messages
+                                                     if m.message_id not in known]
 
     def lookup(self, name):
         try:
@@ -211,7 +228,7 @@ class Eventd:
             pending.extend(messages)
             records.append((job, record))
         pending.sort(key=_event_order)
-        self.publish(pending, skip_ids=spooled)
+        self.publish(self.with_replay(pending), skip_ids=spooled)
         for job, record in records:
             self.state.record(job.id, record, finished=job.finalized)
         self.state.save()
@@ -288,7 +305,7 @@ class Eventd:
                 last_gaps = now
                 self.settle_gaps(self.job_files())
                 self.flush_batch()
-            if now - last_master >= MASTER_CHECK:
+            if abs(now - last_master) >= MASTER_CHECK:  # abs: a clock stepped back
                 last_master = now
                 self.is_master()
                 self.flush_batch()

@@ -3,7 +3,9 @@
 Per unfinished job: the last published status of each opcode. Finished jobs
 (every op's final status published) go to ``done``; the contiguous run of
 done ids from the bottom collapses into ``watermark`` (every id up to it is
-done), so the file stays small however long the archive grows.
+done), so the file stays small however long the archive grows. Also whether
+this node was master, and what it saw change as a standby (``StandbyLog``):
+a node found master after a restart as a standby still publishes that again.
 
 The file is replaced by rename after every change (no fsync: after a machine
 crash the same messages are planned again, under the same message ids).
@@ -19,16 +21,18 @@ VERSION = 1
 
 
 class PublishedState:
-    def __init__(self, path):
+    def __init__(self, path, failover_replay=0.0):
         self.path = path
         self.watermark = 0
         self.done = set()
         self.jobs = {}
+        self.was_master = None  # as last saved; None before the first check
+        self.standby = StandbyLog(failover_replay)
         self.existed = False
 
     @classmethod
-    def load(cls, path):
-        state = cls(path)
+    def load(cls, path, failover_replay=0.0):
+        state = cls(path, failover_replay)
         try:
             with open(path, encoding="utf-8") as stream:
                 data = json.load(stream)
@@ -37,6 +41,9 @@ class PublishedState:
             state.watermark = int(data["watermark"])
             state.done = {int(j) for j in data["done"]}
             state.jobs = {int(j): tuple(s) for j, s in data["jobs"].items()}
+            state.was_master = data.get("master")
+            for job_id, when in data.get("standby", {}).items():
+                state.standby.saw(int(job_id), float(when))
         except FileNotFoundError:
             return state
         except (ValueError, KeyError, TypeError, AttributeError) as err:
@@ -81,7 +88,9 @@ class PublishedState:
         with open(tmp, "w", encoding="utf-8") as stream:
             json.dump({"version": VERSION, "watermark": self.watermark,
                        "done": sorted(self.done),
-                       "jobs": {str(j): list(s) for j, s in sorted(self.jobs.items())}}, stream)
+                       "jobs": {str(j): list(s) for j, s in sorted(self.jobs.items())},
+                       "master": self.was_master,
+                       "standby": {str(j): t for j, t in self.standby.items()}}, stream)
         os.replace(tmp, self.path)
         self.existed = True
 
@@ -98,14 +107,20 @@ class StandbyLog:
     def __init__(self, window):
         self.window = window
         self._seen = collections.OrderedDict()  # job id -> when it last changed, oldest first
+        self._newest = float("-inf")
 
     def saw(self, job_id, when):
         if not self.window:
             return
+        # Never back in time (a clock stepped back): the oldest entry must stay first.
+        when = self._newest = max(when, self._newest)
         self._seen.pop(job_id, None)
         self._seen[job_id] = when
         while next(iter(self._seen.values())) < when - self.window:
             self._seen.popitem(last=False)
+
+    def items(self):
+        return list(self._seen.items())
 
     def take(self):
         """The job ids seen, lowest first; the log is then empty."""

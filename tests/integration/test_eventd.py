@@ -221,9 +221,13 @@ def test_only_the_master_publishes_and_failover_moves_it(eventd, tmp_path, consu
     eventd.stop(on_new)
 
 
-def test_changes_a_stalled_master_missed_are_sent_by_the_new_master(eventd, tmp_path, consumer):
+@pytest.mark.parametrize("restarted", [False, True], ids=["running", "restarted"])
+def test_changes_a_stalled_master_missed_are_sent_by_the_new_master(eventd, tmp_path, consumer,
+                                                                    restarted):
     # The old master reads the job's changes only after ssconf names another master, and
     # the new one saw them while still a standby: without the replay nobody sends them.
+    # Restarted: the new master's eventd is stopped before the failover and started after
+    # it; what it saw as a standby is in its state file.
     old = FakeGanetiDir(tmp_path / "old-master", master=NODE)
     new = FakeGanetiDir(tmp_path / "candidate", master=NODE)
     on_old = eventd.start(eventd.config(old, tmp_path / "s-old", node=NODE))
@@ -236,8 +240,12 @@ def test_changes_a_stalled_master_missed_are_sent_by_the_new_master(eventd, tmp_
                 ganeti_dir.write_job(version, job_id=72)
         assert wait_until(lambda: (eventd_status(new_config)["last_event"] or "").startswith(
             "job 72 success"))
+        if restarted:
+            eventd.stop(on_new)
         for ganeti_dir in (old, new):
             ganeti_dir.set_master("gnt2.example.test")
+        if restarted:
+            on_new = eventd.start(new_config)
     finally:
         on_old.send_signal(signal.SIGCONT)
     got = unique(consumer.drain(expect=4))

@@ -10,6 +10,7 @@ import pytest
 
 from snf_ganeti.dhcp.leases import LeaseWriter
 from snf_ganeti.errors import SpoolError
+from snf_ganeti.publisher import ENTRY_MAX
 
 pytestmark = pytest.mark.unit
 
@@ -81,6 +82,26 @@ def test_a_refused_batch_is_written_again_first(caplog):
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1, errors     # once, not once per attempt
     assert errors[0].startswith("/spool: cannot spool message: No space left on device; ")
+
+
+def test_a_refusal_part_way_does_not_write_the_first_entries_again():
+    class RefusesTheSecondEntry(Publisher):
+        def publish_envelopes(self, envelopes):
+            if len(self.written) == 1 and not self.refused:
+                self.refused = True
+                raise self.error
+            super().publish_envelopes(envelopes)
+
+    publisher = RefusesTheSecondEntry()
+    publisher.refused = False
+    writer = LeaseWriter(publisher, retry=0.01)
+    for n in range(2 * ENTRY_MAX + 1):
+        writer.put(n)
+    writer.start()
+    assert writer.stop(timeout=10)
+    assert [len(batch) for batch in publisher.written] == [ENTRY_MAX, ENTRY_MAX, 1]
+    assert [n for batch in publisher.written for n in batch] == list(range(2 * ENTRY_MAX + 1))
+    assert writer.spool_errors == 1
 
 
 def test_an_unexpected_error_does_not_end_the_thread(caplog):

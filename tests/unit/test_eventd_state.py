@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from snf_ganeti.errors import SnfGanetiError
@@ -81,3 +83,25 @@ def test_a_standby_log_with_no_window_keeps_nothing():
     log = StandbyLog(window=0)
     log.saw(1, 1000.0)
     assert log.take() == []
+
+
+def test_the_standby_log_never_goes_back_in_time():
+    log = StandbyLog(window=120)
+    log.saw(1, 5000.0)
+    log.saw(2, 1000.0)   # the clock stepped back: counted as seen at 5000
+    log.saw(3, 5100.0)
+    assert log.take() == [1, 2, 3]
+
+
+def test_the_role_and_the_standby_log_survive_a_restart(tmp_path):
+    path = str(tmp_path / "s.json")
+    state = PublishedState(path, failover_replay=120)
+    state.was_master = False
+    state.standby.saw(7, 1000.0)
+    state.save()
+    loaded = PublishedState.load(path, failover_replay=120)
+    assert loaded.was_master is False and loaded.standby.take() == [7]
+    old_file = {"version": 1, "watermark": 3, "done": [], "jobs": {}}
+    (tmp_path / "old.json").write_text(json.dumps(old_file))
+    loaded = PublishedState.load(str(tmp_path / "old.json"), failover_replay=120)
+    assert loaded.was_master is None and loaded.standby.take() == [] and loaded.watermark == 3
