@@ -85,8 +85,9 @@ class AmqpConfig:
     spool_dir: str = _opt(pathutils.SPOOL_DIR,
                           "messages wait here, fsync'd, until the broker confirms them", _absolute)
     connect_timeout: float = _opt(5.0, "seconds to wait for one broker connection attempt", _positive)
-    confirm_timeout: float = _opt(10.0, "seconds a short-lived process (hook, OS script) waits for the "
-                                        "broker before leaving its messages to the spool", _positive)
+    confirm_timeout: float = _opt(10.0, "seconds an OS script, or a daemon stopping, waits for the "
+                                        "broker before leaving its messages to the spool (hooks: "
+                                        "hooks.publish_timeout)", _positive)
     max_backoff: float = _opt(30.0, "longest pause, in seconds, between reconnection attempts", _positive)
     heartbeat: int = _opt(60, "AMQP heartbeat interval in seconds", _positive)
 

@@ -20,7 +20,7 @@ def register(sub, common):
         "ifdown", parents=[common], help="remove one NIC's host state",
         description="Remove everything ifup set up for the tap named by $INTERFACE (firewall, "
                     "rules, routes, neighbour proxies, DHCP binding). Works after the tap is gone. "
-                    "Ganeti 3.0 never calls it; the hooks do, on stop, migrate and remove.")
+                    "Ganeti 3.0 never calls it; the hooks do, on stop, remove, migrate and failover.")
     p.set_defaults(handler=HANDLERS["ifdown"])
 
 

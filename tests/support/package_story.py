@@ -80,6 +80,11 @@ def check_installed():
         marker.unlink(missing_ok=True)
     assert verified.returncode == 0 and not verified.stdout.strip() and \
         not verified.stderr.strip(), verified.stderr
+    for unit in units:  # `systemctl help` opens these: the pages must not be gzipped away
+        for line in Path(unit).read_text().splitlines():
+            if line.startswith("Documentation="):
+                for url in line.split("=", 1)[1].split():
+                    assert not url.startswith("file://") or Path(url[7:]).is_file(), url
     assert run("/usr/bin/snf-ganeti", "--help", env=installed_env()).returncode == 0
 
 
