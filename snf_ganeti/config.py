@@ -61,6 +61,10 @@ def _absolute(path):
     return None if path is None or os.path.isabs(path) else "must be an absolute path"
 
 
+def _absolute_or_empty(path):
+    return None if not path else _absolute(path)
+
+
 def mask_url(url):
     """The URL with its password replaced, for logs, errors and output."""
     import urllib.parse
@@ -74,8 +78,8 @@ def mask_url(url):
 
 @dataclass(frozen=True)
 class AmqpConfig:
-    """The ``amqp`` section: which brokers, which exchange, and the spool that holds messages
-    until a broker confirms them."""
+    """The ``amqp`` section: which brokers (and their TLS), which exchange, and the spool that
+    holds messages until a broker confirms them."""
 
     urls: tuple[str, ...] = _opt(
         ("amqp://guest:guest@localhost:5672/",),
@@ -90,6 +94,13 @@ class AmqpConfig:
                                         "hooks.publish_timeout)", _positive)
     max_backoff: float = _opt(30.0, "longest pause, in seconds, between reconnection attempts", _positive)
     heartbeat: int = _opt(60, "AMQP heartbeat interval in seconds", _positive)
+    tls_ca_file: str = _opt("", "CA certificates (PEM) an amqps:// broker's certificate must "
+                                "chain to; empty: the system's (ca-certificates)",
+                            _absolute_or_empty)
+    tls_cert_file: str = _opt("", "client certificate (PEM) for amqps:// brokers that ask for "
+                                  "one; empty: none", _absolute_or_empty)
+    tls_key_file: str = _opt("", "the client certificate's private key (PEM); empty: it is in "
+                                 "tls_cert_file", _absolute_or_empty)
 
 
 @dataclass(frozen=True)

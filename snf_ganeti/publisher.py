@@ -24,6 +24,7 @@ import collections
 import logging
 import queue
 import random
+import re
 import threading
 import time
 
@@ -49,6 +50,7 @@ REMOVE_GRACE = 5.0
 # on such a connection its loop waits too, so this stays below the units' WatchdogSec=60s.
 BLOCKED_TIMEOUT_MAX = 30.0
 _BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
+_TLS_ALERT = re.compile(r"\[SSL: [A-Z0-9_]+\][^(\"']*")
 
 
 def new_message_id():
@@ -93,8 +95,35 @@ def envelope_for(routing_key, body, message_id=None, created=None):
                     time.time() if created is None else created)
 
 
-def connection_parameters(url, amqp):
+def tls_context(amqp):
+    """The TLS context for amqps:// brokers from ``amqp.tls_*``; None (pika's default: the
+    system's CAs) when none is set. Raises BrokerError naming the key of a file it cannot
+    load."""
+    if not (amqp.tls_ca_file or amqp.tls_cert_file):
+        return None
+    import ssl
+    try:
+        context = ssl.create_default_context(cafile=amqp.tls_ca_file or None)
+    except OSError as err:  # ssl.SSLError included
+        raise BrokerError(f"amqp.tls_ca_file {amqp.tls_ca_file}: {_reason(err)}") from None
+    if amqp.tls_cert_file:
+        try:
+            context.load_cert_chain(amqp.tls_cert_file, amqp.tls_key_file or None)
+        except OSError as err:
+            files = " and ".join(f for f in (amqp.tls_cert_file, amqp.tls_key_file) if f)
+            raise BrokerError(f"amqp.tls_cert_file/tls_key_file {files}: "
+                              f"{_reason(err)}") from None
+    return context
+
+
+def _reason(err):
+    return err.strerror or str(err)
+
+
+def connection_parameters(url, amqp, tls=None):
     params = pika.URLParameters(url)
+    if params.ssl_options is not None and tls is not None:
+        params.ssl_options = pika.SSLOptions(tls)
     params.connection_attempts = 1
     params.retry_delay = 0
     params.socket_timeout = amqp.connect_timeout
@@ -111,11 +140,12 @@ def connect(amqp, start=0):
     (masked) URLs when none answers.
     """
     urls = amqp.urls
+    tls = tls_context(amqp) if any(url.startswith("amqps:") for url in urls) else None
     problems = []
     for offset in range(len(urls)):
         index = (start + offset) % len(urls)
         try:
-            return pika.BlockingConnection(connection_parameters(urls[index], amqp)), index
+            return pika.BlockingConnection(connection_parameters(urls[index], amqp, tls)), index
         except _BROKER_ERRORS as err:
             problems.append(f"{mask_url(urls[index])}: {_describe(err)}")
     raise BrokerError("no broker reachable (" + "; ".join(problems) + ")")
@@ -125,8 +155,11 @@ def _describe(err):
     """A short, credential-free description of a broker error."""
     text = type(err).__name__
     if isinstance(err, OSError) and err.strerror:
-        text += f" ({err.strerror})"
-    return text
+        return text + f" ({err.strerror})"
+    # pika reports a TLS alert during its handshake (a client certificate the broker wants)
+    # as its own error, with the alert only in the text of the one it wraps.
+    found = _TLS_ALERT.search(str(err.args))
+    return text + f" ({found.group(0).strip()})" if found else text
 
 
 class _Remover:

@@ -27,7 +27,11 @@ def free_port():
 
 
 class PrivateBroker:
-    def __init__(self, directory, port=None):
+    """With ``tls``, also an amqps listener (``tls_url``) whose certificate a private CA signed
+    (``tls_files["ca"]``) and that takes only clients with a certificate from that CA
+    (``tls_files["cert"]``, ``tls_files["key"]``)."""
+
+    def __init__(self, directory, port=None, tls=False):
         self.directory = os.path.abspath(directory)
         self.port = port or free_port()
         self.dist_port = free_port()
@@ -39,12 +43,25 @@ class PrivateBroker:
             conf.write(f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
                        "loopback_users = none\n"
                        "log.console = false\n")
+            if tls:
+                self.tls_port = free_port()
+                self.tls_files = make_certificates(os.path.join(self.directory, "tls"))
+                conf.write(f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                           f"ssl_options.cacertfile = {self.tls_files['ca']}\n"
+                           f"ssl_options.certfile = {self.tls_files['server_cert']}\n"
+                           f"ssl_options.keyfile = {self.tls_files['server_key']}\n"
+                           "ssl_options.verify = verify_peer\n"
+                           "ssl_options.fail_if_no_peer_cert = true\n")
         with open(os.path.join(self.directory, "enabled_plugins"), "w") as plugins:
             plugins.write("[].\n")
 
     @property
     def url(self):
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    @property
+    def tls_url(self):
+        return f"amqps://guest:guest@127.0.0.1:{self.tls_port}/%2F"
 
     def environment(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
@@ -134,6 +151,33 @@ class PrivateBroker:
         if not self._epmd_was_running and shutil.which("epmd"):
             subprocess.run(["epmd", "-kill"], capture_output=True, check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def make_certificates(directory):
+    """A private CA, a server certificate for 127.0.0.1 and localhost, and a client
+    certificate, all signed by that CA (P-256 keys: quick to make). {name: path}."""
+    os.makedirs(directory, exist_ok=True)
+    files = {name: os.path.join(directory, f"{name}.pem") for name in
+             ("ca", "ca_key", "server_cert", "server_key", "cert", "key")}
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    openssl("req", "-x509", *key, "-keyout", files["ca_key"], "-out", files["ca"], "-days", "2",
+            "-subj", "/CN=snft private CA")
+    for cert, key_file, name, extension in (
+            ("server_cert", "server_key", "localhost",
+             "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            ("cert", "key", "snft client", "extendedKeyUsage=clientAuth")):
+        request = os.path.join(directory, f"{cert}.csr")
+        ext = os.path.join(directory, f"{cert}.ext")
+        with open(ext, "w") as stream:
+            stream.write(extension + "\n")
+        openssl("req", *key, "-keyout", files[key_file], "-out", request, "-subj", f"/CN={name}")
+        openssl("x509", "-req", "-in", request, "-CA", files["ca"], "-CAkey", files["ca_key"],
+                "-CAcreateserial", "-out", files[cert], "-days", "2", "-extfile", ext)
+    return files
 
 
 def _epmd_running():

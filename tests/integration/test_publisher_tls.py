@@ -1,0 +1,77 @@
+"""The publisher on an amqps:// broker: a private CA, client certificates, and what an
+operator sees when a certificate does not fit."""
+
+import tempfile
+import uuid
+
+import pytest
+
+from snf_ganeti.config import AmqpConfig, Config
+from snf_ganeti.core_cli import core_status
+from snf_ganeti.publisher import publish_once
+from snf_ganeti.spool import Spool
+from tests.fixtures.broker import Consumer
+from tests.support.rabbitmq import PrivateBroker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tls_broker(broker):  # after the session broker, so this one leaves epmd running for it
+    instance = PrivateBroker(tempfile.mkdtemp(prefix="snft-rabbitmq-"), tls=True)
+    instance.start()
+    yield instance
+    instance.destroy()
+
+
+def amqps_config(tls_broker, tmp_path, **tls):
+    return AmqpConfig(urls=(tls_broker.tls_url,), exchange=f"snft-{uuid.uuid4().hex[:8]}",
+                      spool_dir=str(tmp_path / "spool"), connect_timeout=2.0,
+                      confirm_timeout=5.0, max_backoff=1.0, **tls)
+
+
+def spooled(amqp):
+    return Spool(amqp.spool_dir).stats()[0]
+
+
+def test_a_broker_with_a_private_ca_that_asks_for_client_certificates(tls_broker, tmp_path):
+    files = tls_broker.tls_files
+    amqp = amqps_config(tls_broker, tmp_path, tls_ca_file=files["ca"],
+                        tls_cert_file=files["cert"], tls_key_file=files["key"])
+    consumer = Consumer(tls_broker.url, amqp.exchange)
+    try:
+        message_id = publish_once(amqp, "ganeti.snf.event.x", {"n": 1})
+        assert spooled(amqp) == 0
+        assert [p.message_id for p, _ in consumer.drain(expect=1)] == [message_id]
+    finally:
+        consumer.delete()
+    assert core_status(Config(amqp=amqp))["broker"].startswith("reachable at amqps://")
+
+
+@pytest.mark.parametrize("left_out, shown", [
+    ("tls_ca_file", "CERTIFICATE_VERIFY_FAILED"),
+    ("tls_cert_file", "CERTIFICATE_REQUIRED"),
+])
+def test_a_certificate_that_does_not_fit_keeps_messages_and_says_why(tls_broker, tmp_path,
+                                                                    caplog, left_out, shown):
+    files = tls_broker.tls_files
+    tls = {"tls_ca_file": files["ca"], "tls_cert_file": files["cert"],
+           "tls_key_file": files["key"]}
+    del tls[left_out]
+    if left_out == "tls_cert_file":
+        del tls["tls_key_file"]
+    amqp = amqps_config(tls_broker, tmp_path, **tls)
+    publish_once(amqp, "ganeti.snf.event.x", {"n": 1}, timeout=1)
+    assert spooled(amqp) == 1
+    status = core_status(Config(amqp=amqp))["broker"]
+    assert status.startswith("UNREACHABLE") and shown in status, status
+    assert "guest:guest" not in status and shown in caplog.text
+
+
+@pytest.mark.parametrize("key, problem", [
+    ("tls_ca_file", "amqp.tls_ca_file /nonexistent/ca.pem: No such file or directory"),
+    ("tls_cert_file", "amqp.tls_cert_file/tls_key_file /nonexistent/ca.pem: No such file"),
+])
+def test_a_tls_file_that_cannot_be_loaded_is_named(tls_broker, tmp_path, key, problem):
+    amqp = amqps_config(tls_broker, tmp_path, **{key: "/nonexistent/ca.pem"})
+    assert problem in core_status(Config(amqp=amqp))["broker"]
