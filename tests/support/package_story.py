@@ -86,6 +86,8 @@ def check_installed():
                 for url in line.split("=", 1)[1].split():
                     assert not url.startswith("file://") or Path(url[7:]).is_file(), url
     assert run("/usr/bin/snf-ganeti", "--help", env=installed_env()).returncode == 0
+    # It holds the broker's password.
+    assert Path("/etc/snf-ganeti/snf-ganeti.yaml").stat().st_mode & 0o7777 == 0o640
 
 
 def configure(urls, exchange, cluster, images):
