@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from snf_ganeti.errors import (ConflictingOSParameters, EnvVarError, InvalidOSParameter,
                                MissingOSParameter)
@@ -57,8 +57,9 @@ class OSParams:
 
     img_id: str
     img_format: str
-    passwd: str = None
-    passwd_hash: str = None
+    # Not in the repr: a debug log or a test failure must not show the root password.
+    passwd: str = field(default=None, repr=False)
+    passwd_hash: str = field(default=None, repr=False)
     properties: tuple = ()          # ((UPPER_KEY, value string), ...) merged, inst overrides img
     personality: tuple = ()         # PersonalityFile, ...
     auth_keys: str = None

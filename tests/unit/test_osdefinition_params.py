@@ -132,3 +132,9 @@ def test_parse_bool_follows_snf_image():
 
 def test_no_environment_leaks_into_verify():
     assert "OSP_IMG_ID" not in os.environ  # the cases above set it only for the subprocess
+
+
+def test_the_root_password_is_not_in_the_parameters_repr():
+    checked = params.OSParams(img_id="debian", img_format="diskdump", passwd="s3cret-pw",
+                              passwd_hash="$6$salt$hash")
+    assert "s3cret-pw" not in repr(checked) and "$6$salt$hash" not in repr(checked)
