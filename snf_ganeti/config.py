@@ -36,6 +36,10 @@ def check_amqp_url(url):
         return "has a bad port"
     if not parts.hostname:
         return "has no host"
+    if "ssl_options" in urllib.parse.parse_qs(parts.query):
+        # pika's own TLS options: unverified unless they name a CA, and a key passphrase in
+        # them would show wherever the URL does.
+        return "carries ssl_options; use amqp.tls_ca_file, tls_cert_file and tls_key_file"
     return None
 
 

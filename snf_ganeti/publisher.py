@@ -21,6 +21,7 @@ daemon) re-lists the spool every ``RELIST_SECONDS`` to pick those up.
 """
 
 import collections
+import functools
 import logging
 import queue
 import random
@@ -50,7 +51,8 @@ REMOVE_GRACE = 5.0
 # on such a connection its loop waits too, so this stays below the units' WatchdogSec=60s.
 BLOCKED_TIMEOUT_MAX = 30.0
 _BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
-_TLS_ALERT = re.compile(r"\[SSL: [A-Z0-9_]+\][^(\"']*")
+_TLS_ALERT = re.compile(r"(\[SSL: [A-Z0-9_]+\][^(\"']*)")
+_OS_ERROR = re.compile(r"[A-Za-z]+Error\(\d+, '([^']*)'\)")
 
 
 def new_message_id():
@@ -99,21 +101,39 @@ def tls_context(amqp):
     """The TLS context for amqps:// brokers from ``amqp.tls_*``; None (pika's default: the
     system's CAs) when none is set. Raises BrokerError naming the key of a file it cannot
     load."""
-    if not (amqp.tls_ca_file or amqp.tls_cert_file):
+    if not (amqp.tls_ca_file or amqp.tls_cert_file or amqp.tls_key_file):
         return None
+    if amqp.tls_key_file and not amqp.tls_cert_file:
+        raise BrokerError("amqp.tls_key_file is set but amqp.tls_cert_file, its certificate, "
+                          "is not")
     import ssl
     try:
         context = ssl.create_default_context(cafile=amqp.tls_ca_file or None)
     except OSError as err:  # ssl.SSLError included
         raise BrokerError(f"amqp.tls_ca_file {amqp.tls_ca_file}: {_reason(err)}") from None
     if amqp.tls_cert_file:
+        files = " and ".join(f for f in (amqp.tls_cert_file, amqp.tls_key_file) if f)
         try:
-            context.load_cert_chain(amqp.tls_cert_file, amqp.tls_key_file or None)
+            # A callable password: OpenSSL would otherwise prompt on the terminal for a key's
+            # passphrase, which no hook or daemon can answer.
+            context.load_cert_chain(amqp.tls_cert_file, amqp.tls_key_file or None,
+                                    password=_no_passphrase)
         except OSError as err:
-            files = " and ".join(f for f in (amqp.tls_cert_file, amqp.tls_key_file) if f)
             raise BrokerError(f"amqp.tls_cert_file/tls_key_file {files}: "
                               f"{_reason(err)}") from None
+        except _EncryptedKey:
+            raise BrokerError(f"amqp.tls_key_file {amqp.tls_key_file or files}: the key is "
+                              "encrypted; give it without a passphrase, readable by root "
+                              "only") from None
     return context
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase():
+    raise _EncryptedKey()
 
 
 def _reason(err):
@@ -121,9 +141,12 @@ def _reason(err):
 
 
 def connection_parameters(url, amqp, tls=None):
+    """pika's parameters for ``url``; ``tls()`` gives the TLS context for amqps:// (None:
+    pika's default, the system's CAs) and is called only for such a URL."""
     params = pika.URLParameters(url)
-    if params.ssl_options is not None and tls is not None:
-        params.ssl_options = pika.SSLOptions(tls)
+    context = tls() if params.ssl_options is not None and tls is not None else None
+    if context is not None:
+        params.ssl_options = pika.SSLOptions(context)
     params.connection_attempts = 1
     params.retry_delay = 0
     params.socket_timeout = amqp.connect_timeout
@@ -140,12 +163,14 @@ def connect(amqp, start=0):
     (masked) URLs when none answers.
     """
     urls = amqp.urls
-    tls = tls_context(amqp) if any(url.startswith("amqps:") for url in urls) else None
+    tls = functools.cache(lambda: tls_context(amqp))  # loaded once, for the first amqps URL
     problems = []
     for offset in range(len(urls)):
         index = (start + offset) % len(urls)
         try:
             return pika.BlockingConnection(connection_parameters(urls[index], amqp, tls)), index
+        except BrokerError as err:  # a TLS file: this URL's problem, the others may do
+            problems.append(f"{mask_url(urls[index])}: {err}")
         except _BROKER_ERRORS as err:
             problems.append(f"{mask_url(urls[index])}: {_describe(err)}")
     raise BrokerError("no broker reachable (" + "; ".join(problems) + ")")
@@ -156,10 +181,11 @@ def _describe(err):
     text = type(err).__name__
     if isinstance(err, OSError) and err.strerror:
         return text + f" ({err.strerror})"
-    # pika reports a TLS alert during its handshake (a client certificate the broker wants)
-    # as its own error, with the alert only in the text of the one it wraps.
-    found = _TLS_ALERT.search(str(err.args))
-    return text + f" ({found.group(0).strip()})" if found else text
+    # pika wraps the cause (a refused connection, a TLS alert such as a client certificate
+    # the broker wants) in errors of its own, with the cause only in their text.
+    wrapped = str(err.args)
+    found = _TLS_ALERT.search(wrapped) or _OS_ERROR.search(wrapped)
+    return text + f" ({found.group(1).strip()})" if found else text
 
 
 class _Remover:

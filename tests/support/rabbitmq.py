@@ -37,6 +37,7 @@ class PrivateBroker:
         self.dist_port = free_port()
         self.node = f"snft{self.port}@localhost"
         self.process = None
+        self.tls_port = None
         self._epmd_was_running = _epmd_running()
         os.makedirs(self.directory, exist_ok=True)
         with open(os.path.join(self.directory, "rabbitmq.conf"), "w") as conf:
@@ -88,7 +89,7 @@ class PrivateBroker:
             if self.process.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited ({self.process.returncode}); "
                                    f"see {self.directory}/server.out")
-            if self.reachable():
+            if self.reachable() and (self.tls_port is None or _listening(self.tls_port)):
                 return
             time.sleep(0.2)
         self.stop()
@@ -164,16 +165,18 @@ def make_certificates(directory):
         subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    # The extensions a strict verifier (Python 3.13's VERIFY_X509_STRICT) asks for.
     openssl("req", "-x509", *key, "-keyout", files["ca_key"], "-out", files["ca"], "-days", "2",
-            "-subj", "/CN=snft private CA")
-    for cert, key_file, name, extension in (
+            "-subj", "/CN=snft private CA", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    leaf = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+    for cert, key_file, name, extensions in (
             ("server_cert", "server_key", "localhost",
-             "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-            ("cert", "key", "snft client", "extendedKeyUsage=clientAuth")):
+             "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+            ("cert", "key", "snft client", "extendedKeyUsage=clientAuth\n")):
         request = os.path.join(directory, f"{cert}.csr")
         ext = os.path.join(directory, f"{cert}.ext")
         with open(ext, "w") as stream:
-            stream.write(extension + "\n")
+            stream.write(leaf + extensions)
         openssl("req", *key, "-keyout", files[key_file], "-out", request, "-subj", f"/CN={name}")
         openssl("x509", "-req", "-in", request, "-CA", files["ca"], "-CAkey", files["ca_key"],
                 "-CAcreateserial", "-out", files[cert], "-days", "2", "-extfile", ext)
@@ -182,6 +185,11 @@ def make_certificates(directory):
 
 def _epmd_running():
     return subprocess.run(["pgrep", "-x", "epmd"], capture_output=True).returncode == 0
+
+
+def _listening(port):
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait(predicate, what, timeout=60):
@@ -195,7 +203,6 @@ def _wait(predicate, what, timeout=60):
 def _wait_port_free(port, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return
+        if not _listening(port):
+            return
         time.sleep(0.1)

@@ -26,6 +26,8 @@ def run_check(path, env=None):
     ("amqp:\n  heartbeat: true\n", "amqp.heartbeat", "must be an integer"),
     ("ganeti:\n  data_dir: relative/dir\n", "ganeti.data_dir", "absolute path"),
     ("amqp:\n  tls_ca_file: ca.pem\n", "amqp.tls_ca_file", "absolute path"),
+    ("amqp:\n  urls: [\"amqps://u:pw@mq/?ssl_options={'password':'kp'}\"]\n", "amqp.urls",
+     "carries ssl_options; use amqp.tls_ca_file"),
     ("dhcpd:\n  x: 1\n", "dhcpd", "unknown section"),
     ("dhcp:\n  mtu: 70000\n", "dhcp.mtu", "between 68 and 65535"),
     ("dhcp:\n  lease_time: 4294967296\n", "dhcp.lease_time", "between 1 and 4294967295"),
