@@ -98,10 +98,10 @@ def _now():
 
 
 def core_status(config):
-    from snf_ganeti import publisher
+    from snf_ganeti import broker
     depth, age = Spool(config.amqp.spool_dir).stats()
     try:
-        connection, index = publisher.connect(config.amqp)
+        connection, index = broker.connect(config.amqp)
         connection.close()
         broker = f"reachable at {config_mod.mask_url(config.amqp.urls[index])}"
     except BrokerError as err:

@@ -3,7 +3,7 @@
 import json
 import time
 
-from snf_ganeti import publisher
+from snf_ganeti import broker
 
 
 def describe(routing_key, body):
@@ -41,7 +41,7 @@ def run(amqp, keys, count, timeout, emit, ready):
     messages (0: never) or ``timeout`` seconds without one (0: never).
     Returns the number of messages received.
     """
-    connection, _ = publisher.connect(amqp)
+    connection, _ = broker.connect(amqp)
     try:
         channel = connection.channel()
         channel.exchange_declare(amqp.exchange, exchange_type="topic", durable=True)

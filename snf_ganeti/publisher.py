@@ -11,9 +11,10 @@ While the broker blocks publishing (a RabbitMQ memory or disk alarm) nothing mor
 is sent: it would only fill socket buffers the broker no longer reads, and a write
 to full buffers holds the process until pika gives up on the connection. The
 broker says it blocks a connection only once that connection publishes, so a new
-connection sends one spool entry and opens the window at its first confirm. Such a
+connection sends one message and opens the window at its first confirm. Such a
 connection is dropped without the closing handshake, which the broker would not
 answer either, so a short-lived process still returns within its timeout.
+Connections themselves (TLS, trying each URL) are snf_ganeti.broker's.
 
 Only the process holding the spool's sender lock talks to the broker; the
 others leave their messages in the spool for it. A long-lived holder (a
@@ -21,38 +22,31 @@ daemon) re-lists the spool every ``RELIST_SECONDS`` to pick those up.
 """
 
 import collections
-import functools
 import logging
 import queue
 import random
-import re
 import threading
 import time
 
 import pika
 import pika.exceptions
 
+from snf_ganeti.broker import BROKER_ERRORS, abort, connect, describe, wake
 from snf_ganeti.config import mask_url
-from snf_ganeti.errors import BrokerError, SpoolError
+from snf_ganeti.errors import SpoolError
 from snf_ganeti.spool import COMPACT_JSON, Envelope, Spool
 
 log = logging.getLogger(__name__)
 
 WINDOW = 512
-# A batch is spooled in entries of at most this many messages: the window counts messages but
-# sends whole entries, so an eventd catch-up of 10,000 messages would otherwise go out at once
-# (and be read back and sent again whole after every reconnect).
+# A batch is spooled in entries of at most this many messages: after a reconnect an entry is
+# read back and sent again from its start, which for an eventd catch-up of 10,000 messages in
+# one entry would be all of them.
 ENTRY_MAX = WINDOW
 RELIST_SECONDS = 0.2
 # flush() and close() wait at least this long for confirmed entries to be deleted: not for
 # good, as a stalled disk would then hold a daemon's exit until systemd kills it.
 REMOVE_GRACE = 5.0
-# pika drops a connection the broker has blocked for this long. While a daemon's write waits
-# on such a connection its loop waits too, so this stays below the units' WatchdogSec=60s.
-BLOCKED_TIMEOUT_MAX = 30.0
-_BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
-_TLS_ALERT = re.compile(r"(\[SSL: [A-Z0-9_]+\][^(\"']*)")
-_OS_ERROR = re.compile(r"[A-Za-z]+Error\(\d+, '([^']*)'\)")
 
 
 def new_message_id():
@@ -61,131 +55,11 @@ def new_message_id():
     return f"{random.getrandbits(128):032x}"
 
 
-def _wake(connection):
-    """End the ``process_data_events`` under way as soon as the callback calling this returns.
-
-    pika ends it before its time limit only for a BlockingChannel's deliveries or a
-    connection event; confirms reach the underlying channel's callbacks, which are
-    neither, so each wait for one lasted the whole limit (50 ms, twice for every
-    short-lived publish). A timer due now is a connection event.
-    """
-    connection.call_later(0, _nothing)
-
-
-def _nothing():
-    pass
-
-
-def _abort(connection):
-    """Drop ``connection`` at once. pika has no public call for it; its own blocked-connection
-    timeout ends a connection this way (a closing handshake would wait for that timeout)."""
-    try:
-        connection._impl._terminate_stream(
-            pika.exceptions.ConnectionClosedByClient(200, "the broker blocks publishing"))
-        for _ in range(10):  # the abort completes in the connection's next poll
-            if connection.is_closed:
-                break
-            connection.process_data_events(time_limit=0)
-    except Exception:  # already broken, or a pika without it: the socket goes with us
-        pass
-
-
 def envelope_for(routing_key, body, message_id=None, created=None):
     """The envelope of one message; ``body`` is a JSON-serialisable dict."""
     return Envelope(message_id or new_message_id(), routing_key,
                     COMPACT_JSON.encode(body).encode(),
                     time.time() if created is None else created)
-
-
-def tls_context(amqp):
-    """The TLS context for amqps:// brokers from ``amqp.tls_*``; None (pika's default: the
-    system's CAs) when none is set. Raises BrokerError naming the key of a file it cannot
-    load."""
-    if not (amqp.tls_ca_file or amqp.tls_cert_file or amqp.tls_key_file):
-        return None
-    if amqp.tls_key_file and not amqp.tls_cert_file:
-        raise BrokerError("amqp.tls_key_file is set but amqp.tls_cert_file, its certificate, "
-                          "is not")
-    import ssl
-    try:
-        context = ssl.create_default_context(cafile=amqp.tls_ca_file or None)
-    except OSError as err:  # ssl.SSLError included
-        raise BrokerError(f"amqp.tls_ca_file {amqp.tls_ca_file}: {_reason(err)}") from None
-    if amqp.tls_cert_file:
-        files = " and ".join(f for f in (amqp.tls_cert_file, amqp.tls_key_file) if f)
-        try:
-            # A callable password: OpenSSL would otherwise prompt on the terminal for a key's
-            # passphrase, which no hook or daemon can answer.
-            context.load_cert_chain(amqp.tls_cert_file, amqp.tls_key_file or None,
-                                    password=_no_passphrase)
-        except OSError as err:
-            raise BrokerError(f"amqp.tls_cert_file/tls_key_file {files}: "
-                              f"{_reason(err)}") from None
-        except _EncryptedKey:
-            raise BrokerError(f"amqp.tls_key_file {amqp.tls_key_file or files}: the key is "
-                              "encrypted; give it without a passphrase, readable by root "
-                              "only") from None
-    return context
-
-
-class _EncryptedKey(Exception):
-    pass
-
-
-def _no_passphrase():
-    raise _EncryptedKey()
-
-
-def _reason(err):
-    return err.strerror or str(err)
-
-
-def connection_parameters(url, amqp, tls=None):
-    """pika's parameters for ``url``; ``tls()`` gives the TLS context for amqps:// (None:
-    pika's default, the system's CAs) and is called only for such a URL."""
-    params = pika.URLParameters(url)
-    context = tls() if params.ssl_options is not None and tls is not None else None
-    if context is not None:
-        params.ssl_options = pika.SSLOptions(context)
-    params.connection_attempts = 1
-    params.retry_delay = 0
-    params.socket_timeout = amqp.connect_timeout
-    params.stack_timeout = amqp.connect_timeout * 2
-    params.blocked_connection_timeout = min(amqp.confirm_timeout * 3, BLOCKED_TIMEOUT_MAX)
-    params.heartbeat = amqp.heartbeat
-    return params
-
-
-def connect(amqp, start=0):
-    """Connect to the first reachable broker of ``amqp.urls``, from ``start`` on.
-
-    Returns (connection, index of the URL used); raises BrokerError naming the
-    (masked) URLs when none answers.
-    """
-    urls = amqp.urls
-    tls = functools.cache(lambda: tls_context(amqp))  # loaded once, for the first amqps URL
-    problems = []
-    for offset in range(len(urls)):
-        index = (start + offset) % len(urls)
-        try:
-            return pika.BlockingConnection(connection_parameters(urls[index], amqp, tls)), index
-        except BrokerError as err:  # a TLS file: this URL's problem, the others may do
-            problems.append(f"{mask_url(urls[index])}: {err}")
-        except _BROKER_ERRORS as err:
-            problems.append(f"{mask_url(urls[index])}: {_describe(err)}")
-    raise BrokerError("no broker reachable (" + "; ".join(problems) + ")")
-
-
-def _describe(err):
-    """A short, credential-free description of a broker error."""
-    text = type(err).__name__
-    if isinstance(err, OSError) and err.strerror:
-        return text + f" ({err.strerror})"
-    # pika wraps the cause (a refused connection, a TLS alert such as a client certificate
-    # the broker wants) in errors of its own, with the cause only in their text.
-    wrapped = str(err.args)
-    found = _TLS_ALERT.search(wrapped) or _OS_ERROR.search(wrapped)
-    return text + f" ({found.group(1).strip()})" if found else text
 
 
 class _Remover:
@@ -315,8 +189,8 @@ class Publisher:
                 return True
             if self._send_queued():
                 self._connection.process_data_events(time_limit=0)  # write what was buffered
-        except _BROKER_ERRORS as err:
-            self._disconnect(f"lost broker connection: {_describe(err)}")
+        except BROKER_ERRORS as err:
+            self._disconnect(f"lost broker connection: {describe(err)}")
         return True
 
     def flush(self, timeout):
@@ -393,7 +267,7 @@ class Publisher:
             self._retry_at = now + delay * random.uniform(0.8, 1.0)
             if self._failures == 1 or self._failures % 20 == 0:
                 log.warning("broker unavailable, messages stay spooled (%s); retrying",
-                            err if not isinstance(err, _BROKER_ERRORS) else _describe(err))
+                            err if not isinstance(err, BROKER_ERRORS) else describe(err))
             self._url_index = (self._url_index + 1) % len(self.amqp.urls)
             return False
         if self._failures:
@@ -415,7 +289,7 @@ class Publisher:
 
         def on_selected(frame):
             selected.append(frame)
-            _wake(connection)
+            wake(connection)
 
         channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
                                        callback=on_selected)
@@ -491,7 +365,7 @@ class Publisher:
 
     def _on_confirm(self, frame):
         if self._connection is not None:  # None: frames read while closing
-            _wake(self._connection)
+            wake(self._connection)
         method = frame.method
         if isinstance(method, pika.spec.Basic.Nack):
             # The broker could not take them: start over on a new connection
@@ -535,7 +409,7 @@ class Publisher:
         connection, self._connection, self._channel = self._connection, None, None
         self._reset_flight()
         if connection is not None and self.blocked:
-            _abort(connection)
+            abort(connection)
         elif connection is not None:
             try:
                 connection.close()
@@ -561,4 +435,4 @@ def publish_once(amqp, routing_key, body, message_id=None, timeout=None):
         except SpoolError:
             raise
         except Exception as err:  # delivery is best effort here; the spool has it
-            log.warning("message spooled, delivery deferred: %s", _describe(err))
+            log.warning("message spooled, delivery deferred: %s", describe(err))
