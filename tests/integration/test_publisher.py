@@ -275,6 +275,7 @@ def test_status_reports_broker_and_spool(amqp_config, config_file, running_broke
     result = cli("--config", str(bad), "status")
     assert result.returncode == 1
     assert "UNREACHABLE" in result.stdout and "topsecret" not in result.stdout + result.stderr
+    assert "AMQPConnectionError (Connection refused)" in result.stdout, result.stdout
 
 
 def test_spool_flush_delivers_and_reports(amqp_config, consumer, config_file):
