@@ -15,7 +15,9 @@ from snf_ganeti.errors import BrokerError
 BLOCKED_TIMEOUT_MAX = 30.0
 BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 _TLS_ALERT = re.compile(r"(\[SSL: [A-Z0-9_]+\][^(\"']*)")
-_OS_ERROR = re.compile(r"[A-Za-z]+Error\(\d+, '([^']*)'\)")
+# Quotes come escaped when the error is nested one level deeper (a TLS EOF in a lost stream).
+_OS_ERROR = re.compile(r"[A-Za-z]+Error\(\d+, \\?'([^'\\]*)\\?'\)")
+_EOF = "Transport indicated EOF"  # pika's words for a connection the broker closed
 
 
 def wake(connection):
@@ -135,4 +137,6 @@ def describe(err):
     # the broker wants) in errors of its own, with the cause only in their text.
     wrapped = str(err.args)
     found = _TLS_ALERT.search(wrapped) or _OS_ERROR.search(wrapped)
-    return text + f" ({found.group(1).strip()})" if found else text
+    if found:
+        return text + f" ({found.group(1).strip()})"
+    return text + " (the broker closed the connection)" if _EOF in wrapped else text

@@ -23,6 +23,12 @@ pytestmark = pytest.mark.unit
         'REQUIRED] tlsv13 alert certificate required (_ssl.c:2546)\')",)'),
      "IncompatibleProtocolError ([SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert "
      "certificate required)"),
+    (pika.exceptions.IncompatibleProtocolError(
+        'StreamLostError: ("Stream connection lost: SSLEOFError(8, \'EOF occurred in violation '
+        'of protocol (_ssl.c:2393)\')",)'),
+     "IncompatibleProtocolError (EOF occurred in violation of protocol (_ssl.c:2393))"),
+    (pika.exceptions.IncompatibleProtocolError("StreamLostError: ('Transport indicated EOF',)"),
+     "IncompatibleProtocolError (the broker closed the connection)"),
     (pika.exceptions.ConnectionBlockedTimeout("Blocked connection timeout expired."),
      "ConnectionBlockedTimeout"),
 ])
