@@ -193,7 +193,7 @@ def test_a_hook_returns_within_its_timeout_while_the_broker_blocks_publishing(
         took = time.monotonic() - started
         spool = Spool(amqp_config.spool_dir)
         assert sum(len(spool.read(name)) for name in spool.entries()) == len(ids)
-    assert took < amqp_config.confirm_timeout + 3, took
+    assert took < 2 * amqp_config.confirm_timeout, took  # was 3 x, 6 x behind the backlog
     publisher = Publisher(amqp_config)
     assert publisher.flush(60)
     publisher.close()
