@@ -16,6 +16,7 @@ import threading
 import time
 
 from snf_ganeti.errors import SpoolError
+from snf_ganeti.logs import Throttle
 from snf_ganeti.publisher import ENTRY_MAX
 
 log = logging.getLogger("snf-ganeti.dhcpd")
@@ -23,7 +24,6 @@ log = logging.getLogger("snf-ganeti.dhcpd")
 CAP = 16384             # events waiting for the spool: a few MiB
 _IDLE = 0.1
 _RETRY = 1.0
-_QUIET = 60.0           # a lasting problem is logged once a minute, not at every retry
 
 
 class LeaseWriter:
@@ -39,7 +39,7 @@ class LeaseWriter:
         self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="lease-writer", daemon=True)
         self.spool_errors = self.dropped = 0
-        self._quiet_until = {}  # what was logged -> until when it is not logged again
+        self._throttle = Throttle()
 
     def start(self):
         self._thread.start()
@@ -117,7 +117,5 @@ class LeaseWriter:
         return False
 
     def _log(self, what, message, *args):
-        now = time.monotonic()
-        if now >= self._quiet_until.get(what, 0.0):
-            self._quiet_until[what] = now + _QUIET
+        if self._throttle(what):
             log.error(message, *args)

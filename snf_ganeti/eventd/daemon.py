@@ -19,6 +19,7 @@ from snf_ganeti.eventd.instances import ConfigDataCache
 from snf_ganeti.eventd.state import PublishedState
 from snf_ganeti.ganeti import jobs
 from snf_ganeti.ganeti.ssconf import Ssconf, this_node
+from snf_ganeti.logs import Throttle
 from snf_ganeti.messages import heartbeat
 
 log = logging.getLogger("snf-ganeti.eventd")
@@ -57,7 +58,7 @@ class Eventd:
         self._dirty = False   # state changed since it was last saved
         self._gaps = {}       # job id without a file -> when first seen so (clock)
         self._promoted = False  # became master since the state was last saved
-        self._warned_at = None  # when an unreadable ssconf was last logged (monotonic)
+        self._throttle = Throttle()  # an unreadable ssconf is logged once a minute
 
     # -- the master check and the cluster name --------------------------------
 
@@ -71,7 +72,9 @@ class Eventd:
             # The last answer holds: a passing read error must not turn the master's
             # finished jobs into jobs another node published.
             master = bool(self.stats["master"])
-            self._warn_once_a_minute(err, master)
+            if self._throttle("ssconf"):
+                log.warning("cannot tell the master node (%s); taking this node as %s", err,
+                            "master" if master else "not master")
         if master != self.stats["master"]:
             log.info("%s is %s master", self.node, "now" if master else "not")
             self.stats["master"] = master
@@ -80,13 +83,6 @@ class Eventd:
             self.state.was_master = master
             self._dirty = True
         return master
-
-    def _warn_once_a_minute(self, err, master):
-        now = time.monotonic()
-        if self._warned_at is None or now - self._warned_at >= 60:
-            self._warned_at = now
-            log.warning("cannot tell the master node (%s); taking this node as %s", err,
-                        "master" if master else "not master")
 
     def cluster(self):
         if self._cluster is None:
